@@ -1,0 +1,174 @@
+"""One comparison, start to end: inputs and weights in, both paths and their numbers out.
+
+No HTTP here: the route hands in a parsed request and decoded files and gets a
+`Comparison` back, which `render` turns into JSON, PNG or npz.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from app import devices, maps, mixing, weights
+from app.config import Settings
+from app.errors import InvalidContent
+from app.schemas import CompareRequest
+
+
+@dataclass
+class Comparison:
+    device: str
+    x: torch.Tensor  # (C, H, W)
+    layer: weights.Layer
+    paths: mixing.Paths
+    channel_names: list[str]
+    input_source: str
+    truth: dict[str, np.ndarray] = field(default_factory=dict)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def _check_input_size(c: int, h: int, w: int, s: Settings) -> None:
+    for name, value, limit, env in (
+        ("height", h, s.max_height, "MAX_HEIGHT"),
+        ("width", w, s.max_width, "MAX_WIDTH"),
+        ("channels", c, s.max_channels, "MAX_CHANNELS"),
+    ):
+        if value > limit:
+            raise InvalidContent(
+                f"The input's {name} is {value}; the limit is {limit} (ONEBYONE_{env})."
+            )
+    if c * h * w > s.max_values:
+        raise InvalidContent(
+            f"The input has C·H·W = {c}·{h}·{w} = {c * h * w} values; the limit is "
+            f"{s.max_values} (ONEBYONE_MAX_VALUES). Make it smaller."
+        )
+
+
+def _check_layer_size(k: int, c: int, h: int, w: int, s: Settings) -> None:
+    if k > s.max_out_channels:
+        raise InvalidContent(
+            f"K = {k} filters; the limit is {s.max_out_channels} (ONEBYONE_MAX_OUT_CHANNELS)."
+        )
+    if k * h * w > s.max_values:
+        raise InvalidContent(
+            f"The output has K·H·W = {k * h * w} values; the limit is {s.max_values}."
+        )
+    if k * c * h * w > s.max_macs:
+        raise InvalidContent(
+            f"K·C·H·W = {k * c * h * w} multiply-adds; the limit is {s.max_macs} "
+            "(ONEBYONE_MAX_MACS)."
+        )
+
+
+def _layer_k(req: CompareRequest, c: int, weights_file: maps.Decoded | None) -> int:
+    """K as the request will produce it, known before any tensor exists (for the limits)."""
+    spec = req.weights
+    if weights_file is not None:
+        arr = weights_file.arrays.get("weight", next(iter(weights_file.arrays.values())))
+        return int(arr.shape[0]) if arr.ndim else 1
+    if spec.matrix is not None:
+        return len(spec.matrix)
+    preset = spec.preset or "random"
+    if preset in ("difference", "mean"):
+        return 1
+    default = min(c, 64) if preset == "pca" else c
+    return spec.out_channels if spec.out_channels is not None else default
+
+
+def load_input(
+    req: CompareRequest, input_file: maps.Decoded | None, s: Settings
+) -> tuple[np.ndarray, list[str], dict[str, np.ndarray], str]:
+    spec = req.input
+    if input_file is not None:
+        layout = input_file.layout or spec.layout
+        arr = maps.to_chw(maps.pick(input_file, "input", "The input file"), layout)
+        c, h, w = arr.shape
+        _check_input_size(c, h, w, s)
+        return arr, [f"channel {i}" for i in range(c)], {}, f"file:{input_file.format}"
+    info = maps.GENERATORS.get(spec.generator)
+    if info is None:
+        raise InvalidContent(
+            f"Unknown generator {spec.generator!r}; use one of: {', '.join(maps.GENERATORS)}."
+        )
+    if spec.channels < info.min_channels:
+        raise InvalidContent(
+            f"The {spec.generator} generator needs channels >= {info.min_channels}."
+        )
+    _check_input_size(spec.channels, spec.height, spec.width, s)
+    g = maps.generate(
+        spec.generator, spec.channels, spec.height, spec.width, spec.seed, spec.generator_params()
+    )
+    return g.maps, g.channel_names, g.truth, f"generator:{spec.generator}"
+
+
+def run(
+    req: CompareRequest,
+    s: Settings,
+    input_file: maps.Decoded | None = None,
+    weights_file: maps.Decoded | None = None,
+) -> Comparison:
+    device = devices.resolve(req.device)
+    t0 = time.perf_counter()
+    arr, names, truth, source = load_input(req, input_file, s)
+    c, h, w = arr.shape
+    _check_layer_size(_layer_k(req, c, weights_file), c, h, w, s)
+    with torch.inference_mode():
+        x = torch.from_numpy(arr).to(device)  # (C, H, W)
+        layer = weights.build(req.weights, x, weights_file)
+        _check_layer_size(layer.weight.shape[0], c, h, w, s)
+        devices.synchronize(device)
+        t1 = time.perf_counter()
+        paths = mixing.run_paths(x, layer.weight, layer.bias)
+        devices.synchronize(device)
+        t2 = time.perf_counter()
+        if layer.weight.shape[0] < c and "variance_kept" not in layer.info:
+            cov = mixing.channel_covariance(x)
+            layer.info["variance_kept"] = mixing.variance_kept(cov, layer.weight)
+    return Comparison(
+        device=device.type,
+        x=x,
+        layer=layer,
+        paths=paths,
+        channel_names=names,
+        input_source=source,
+        truth=truth,
+        timings_ms={"prepare": (t1 - t0) * 1e3, "compute": (t2 - t1) * 1e3},
+    )
+
+
+def summary(cmp: Comparison) -> dict[str, Any]:
+    """The headline numbers: values each path changed, and whether the two paths agree."""
+    x, p = cmp.x, cmp.paths
+    out: dict[str, Any] = {
+        "relu_only_changed": int((x < 0).sum()),
+        "relu_only_values": x.numel(),
+        "conv_relu_changed": int((p.pre_activation < 0).sum()),
+        "conv_relu_values": p.pre_activation.numel(),
+    }
+    if p.relu_only.shape == p.conv_relu.shape:
+        diff = (p.relu_only - p.conv_relu).abs()
+        out["paths_max_abs_difference"] = float(diff.max())
+        out["paths_identical"] = bool(torch.equal(p.relu_only, p.conv_relu))
+    else:
+        out["paths_max_abs_difference"] = None
+        out["paths_identical"] = False
+    return out
+
+
+def truth_scores(cmp: Comparison) -> dict[str, Any]:
+    """For each ground-truth mask, how well the best channel of each path marks it (output > 0)."""
+    scores: dict[str, Any] = {}
+    for name, mask in cmp.truth.items():
+        m = torch.from_numpy(mask).to(cmp.x.device)  # (H, W)
+        entry: dict[str, Any] = {"fraction_true": float(m.float().mean())}
+        for path in ("relu_only", "conv_relu"):
+            lit = getattr(cmp.paths, path) > 0  # (K, H, W)
+            agreement = (lit == m).float().mean(dim=(1, 2))  # (K,)
+            best = int(agreement.argmax())
+            entry[path] = {"best_channel": best, "agreement": float(agreement[best])}
+        scores[name] = entry
+    return scores

@@ -1,0 +1,165 @@
+"""create_app(): settings, lifespan, middleware, routers, static files and error handlers."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app import __version__, render
+from app.config import Settings, get_settings
+from app.errors import Busy, OneByOneError
+from app.routes import api, pages
+
+ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger("onebyone")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuse bodies over the upload limit with 413, by header or while streaming.
+
+    Counting as the body arrives means memory never grows with what a client
+    sends past the limit, whatever its Content-Length says.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        detail = (
+            f"The request body is over the upload limit of {self.limit} bytes "
+            "(ONEBYONE_MAX_UPLOAD_BYTES). Send a smaller file."
+        )
+        for key, value in scope["headers"]:
+            if key == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await JSONResponse({"detail": detail}, 413)(scope, receive, send)
+                return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await JSONResponse({"detail": detail}, 413)(scope, receive, send)
+
+
+def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(OneByOneError)
+    async def domain_error(request: Request, exc: OneByOneError) -> JSONResponse:
+        headers = {"Retry-After": "1"} if isinstance(exc, Busy) else None
+        return _error(exc.status_code, exc.detail, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors():
+            loc = ".".join(str(x) for x in err.get("loc", ()))
+            parts.append(f"{loc}: {err.get('msg')}")
+        return _error(422, "; ".join(parts))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail), dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception) -> JSONResponse:
+        # A bug, not a bad request: the traceback goes to the log, never to the client.
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _error(500, "Internal error; it has been logged. Please report it.")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.torch_threads:
+            torch.set_num_threads(settings.torch_threads)
+        render.colormap(render.SEQUENTIAL)
+        render.colormap(render.DIVERGING)
+        yield
+
+    app = FastAPI(
+        title="onebyone",
+        version=__version__,
+        summary="What does a 1×1 convolution + ReLU add over a plain ReLU?",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.gate = api.ComputeGate(settings.compute_slots, settings.queue_limit)
+    app.dependency_overrides[get_settings] = lambda: settings
+    _install_error_handlers(app)
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
+
+    @app.middleware("http")
+    async def headers_and_log(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        log.info(
+            "%s %s %d %.1fms",
+            request.method,
+            request.url.path,
+            response.status_code,
+            (time.perf_counter() - t0) * 1e3,
+        )
+        return response
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+        )
+    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + (1 << 20))
+    return app
+
+
+
+
+app = create_app()

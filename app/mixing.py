@@ -1,0 +1,92 @@
+"""The two paths the product compares: ReLU-only and 1×1 conv + ReLU.
+
+Pure torch, no web imports. A 1×1 convolution over a (C, H, W) map is the
+matrix product of a (K, C) weight with the (C, H·W) matrix of channel vectors,
+so it mixes channels at each pixel and never looks at a neighbour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Paths:
+    relu_only: torch.Tensor  # (C, H, W)
+    pre_activation: torch.Tensor  # (K, H, W)
+    conv_relu: torch.Tensor  # (K, H, W)
+
+
+def conv1x1(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """`W·x + b` at every pixel: x (C, H, W), weight (K, C), bias (K,) -> (K, H, W)."""
+    c, h, w = x.shape
+    k = weight.shape[0]
+    # addmm does the product and the bias in one pass over (K, H·W).
+    out = torch.addmm(bias.unsqueeze(1), weight, x.reshape(c, h * w))  # (K, H·W)
+    return out.reshape(k, h, w)
+
+
+def run_paths(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> Paths:
+    pre = conv1x1(x, weight, bias)
+    return Paths(relu_only=torch.relu(x), pre_activation=pre, conv_relu=torch.relu(pre))
+
+
+def channel_stats(t: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-channel min, max, mean and fraction of zeros of a (C, H, W) tensor; each (C,)."""
+    flat = t.reshape(t.shape[0], -1)  # (C, H·W)
+    return {
+        "min": flat.amin(dim=1),
+        "max": flat.amax(dim=1),
+        "mean": flat.mean(dim=1),
+        "zero_fraction": (flat == 0).float().mean(dim=1),
+    }
+
+
+def relu_changed(before: torch.Tensor) -> torch.Tensor:
+    """Per channel, the fraction of values a ReLU changes: those below zero. (C,)"""
+    return (before.reshape(before.shape[0], -1) < 0).float().mean(dim=1)
+
+
+def channel_covariance(x: torch.Tensor) -> torch.Tensor:
+    """Scatter matrix of the centred channel vectors of a (C, H, W) map: (C, C), float64."""
+    c = x.shape[0]
+    flat = x.reshape(c, -1)  # (C, N)
+    centred = flat - flat.mean(dim=1, keepdim=True)
+    return (centred @ centred.T).double()
+
+
+def variance_kept(cov: torch.Tensor, weight: torch.Tensor) -> float:
+    """Fraction of the input's channel variance inside the span of the rows of `weight`.
+
+    That is what the best linear reconstruction of the (centred) input from the K
+    outputs of `W·x` would keep; for PCA rows it is the top-K eigenvalue share.
+    """
+    total = float(torch.trace(cov))
+    if total <= 0.0:
+        return 1.0
+    q, _ = torch.linalg.qr(weight.double().T)  # (C, K) orthonormal columns
+    return float(torch.trace(q.T @ cov @ q)) / total
+
+
+def principal_directions(cov: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k principal directions from a channel covariance, and the variance share of each.
+
+    Returns (k, C) orthonormal rows, largest variance first, and (k,) shares, float64.
+    """
+    evals, evecs = torch.linalg.eigh(cov)  # ascending
+    evals = evals.clamp_min(0)
+    order = torch.argsort(evals, descending=True)[:k]
+    total = float(evals.sum())
+    shares = evals[order] / total if total > 0 else torch.zeros(k, dtype=cov.dtype)
+    rows = evecs[:, order].T  # (k, C)
+    # Fix each direction's sign so its largest component is positive: reproducible output.
+    signs = torch.sign(rows.gather(1, rows.abs().argmax(dim=1, keepdim=True)))
+    return rows * signs, shares
+
+
+def layer_cost(c: int, k: int, h: int, w: int, kernel: int = 1) -> dict[str, int]:
+    """Parameters and multiply-adds of a `kernel`×`kernel` conv from C to K channels, stride 1."""
+    weights = k * c * kernel * kernel
+    return {"parameters": weights + k, "macs": weights * h * w}

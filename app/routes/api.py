@@ -1,0 +1,309 @@
+"""The REST API: /healthz, /api/v1/presets, /api/v1/colormaps, /api/v1/compare."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal
+
+import anyio
+import torch
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from app import __version__, compare, devices, maps, render, weights
+from app.config import Settings, get_settings
+from app.errors import Busy, InvalidContent, UnreadableFile, UnsupportedType
+from app.schemas import COMPARE_EXAMPLES, CompareRequest, ErrorResponse, Health, HARD_SIDE
+
+router = APIRouter()
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in {
+        400: "A file that cannot be read (truncated, malformed).",
+        413: "Body, file or array over a limit.",
+        415: "Unsupported file type, or content that would need unpickling.",
+        422: "A valid request of impossible content: shape mismatch, NaN, unknown name, "
+        "absent device.",
+        503: "Every compute slot is busy; retry after the Retry-After header's seconds.",
+    }.items()
+}
+
+
+@router.get("/healthz", response_model=Health, tags=["service"])
+def healthz() -> dict[str, Any]:
+    """Liveness and the compute devices this server has."""
+    return {
+        "status": "ok",
+        "devices": devices.available(),
+        "device_names": devices.describe(),
+        "torch": torch.__version__,
+        "version": __version__,
+    }
+
+
+@router.get("/api/v1/presets", tags=["compare"])
+def presets(settings: SettingsDep) -> dict[str, Any]:
+    """Generators and weight presets, with each one's parameters, defaults and limits."""
+    common = {
+        "height": {"default": 28, "min": 1, "max": settings.max_height},
+        "width": {"default": 28, "min": 1, "max": settings.max_width},
+        "channels": {"default": 4, "min": 1, "max": settings.max_channels},
+        "seed": {"default": 0, "min": 0, "max": 2**32 - 1},
+    }
+    return {
+        "generators": {
+            name: {
+                "description": g.description,
+                "min_channels": g.min_channels,
+                "params": common
+                | {
+                    k: {"default": d, "min": lo, "max": hi, "description": text}
+                    for k, (d, lo, hi, text) in g.params.items()
+                },
+            }
+            for name, g in maps.GENERATORS.items()
+        },
+        "weight_presets": {
+            name: {"description": p.description, "params": list(p.params)}
+            for name, p in weights.PRESETS.items()
+        },
+        "layouts": {"values": list(maps.LAYOUTS), "auto_rule": maps.AUTO_RULE},
+        "devices": devices.available(),
+        "limits": {
+            "max_values": settings.max_values,
+            "max_out_channels": settings.max_out_channels,
+            "max_macs": settings.max_macs,
+            "max_upload_bytes": settings.max_upload_bytes,
+            "max_image_pixels": settings.max_image_pixels,
+            "max_png_channels": settings.max_png_channels,
+        },
+    }
+
+
+@router.get("/api/v1/colormaps", tags=["compare"])
+def colormaps() -> dict[str, Any]:
+    """The colour maps the PNG montage uses, as base64 of 256×3 RGB bytes, for the page."""
+    return render.colormaps_payload()
+
+
+_OPENAPI_BODY = {
+    "requestBody": {
+        "required": False,
+        "content": {
+            "application/json": {
+                "schema": {"$ref": "#/components/schemas/CompareRequest"},
+                "examples": COMPARE_EXAMPLES,
+            },
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["input"],
+                    "properties": {
+                        "input": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": ".npy, .npz, .pt, .safetensors, PNG or JPEG",
+                        },
+                        "weights": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "(K, C) or (K, C, 1, 1) array, or a state dict "
+                            "with weight and optional bias",
+                        },
+                        "spec": {
+                            "type": "string",
+                            "description": "JSON with the same fields as the JSON body, "
+                            "for what the files do not give",
+                            "example": '{"input": {"layout": "chw"}, "device": "cpu"}',
+                        },
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+class ComputeGate:
+    """Bounded compute: `slots` jobs at once, `queue` waiting, the rest refused with 503."""
+
+    def __init__(self, slots: int, queue: int) -> None:
+        self.limiter = anyio.CapacityLimiter(slots)
+        self.capacity = slots + queue
+        self.admitted = 0
+
+    async def run(self, fn: Any, *args: Any) -> Any:
+        if self.admitted >= self.capacity:
+            raise Busy("The server is busy: every compute slot is taken. Retry in a moment.")
+        self.admitted += 1
+        try:
+            return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+        finally:
+            self.admitted -= 1
+
+
+def _validation_detail(exc: ValidationError, prefix: str = "") -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"])
+        parts.append(f"{prefix}{loc}: {err['msg']}" if loc else f"{prefix}{err['msg']}")
+    return "; ".join(parts)
+
+
+def _parse_spec(raw: bytes | str, what: str) -> CompareRequest:
+    if not raw or (isinstance(raw, bytes | str) and not raw.strip()):
+        return CompareRequest()
+    try:
+        return CompareRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise UnreadableFile(
+                f"The {what} is not valid JSON: {exc.errors()[0]['msg']}. "
+                'Send an object such as {"input": {"generator": "catdog"}}.'
+            ) from None
+        raise InvalidContent(_validation_detail(exc, f"{what}: ")) from None
+
+
+async def _read_upload(part: Any, name: str, settings: Settings) -> maps.Decoded | None:
+    if part is None:
+        return None
+    if not isinstance(part, UploadFile):
+        raise InvalidContent(f"The multipart part {name!r} must be a file, not a text field.")
+    data = await part.read()
+    return maps.decode(
+        data,
+        f"The {name} file ({part.filename or 'unnamed'})",
+        max_values=settings.max_values,
+        max_pixels=settings.max_image_pixels,
+    )
+
+
+@router.post(
+    "/api/v1/compare",
+    tags=["compare"],
+    responses={
+        200: {
+            "description": "JSON statistics and heatmaps, a PNG montage, or an npz of the arrays.",
+            "content": {
+                "application/json": {},
+                "image/png": {},
+                "application/x-npz": {},
+            },
+        },
+        **ERRORS,
+    },
+    openapi_extra=_OPENAPI_BODY,
+)
+async def compare_endpoint(
+    request: Request,
+    settings: SettingsDep,
+    format: Annotated[
+        Literal["json", "png", "npz"], Query(description="What to return.")
+    ] = "json",
+    scale: Annotated[
+        Literal["shared", "channel"],
+        Query(description="PNG colour scale: one per panel, or one per channel."),
+    ] = "shared",
+    channels: Annotated[
+        int | None,
+        Query(ge=1, le=HARD_SIDE, description="PNG: draw at most this many channels."),
+    ] = None,
+    heatmaps: Annotated[
+        bool, Query(description="JSON: include the compact heatmaps.")
+    ] = True,
+) -> Response:
+    """Run ReLU-only and 1×1 conv + ReLU on the same feature maps.
+
+    Send JSON (a generator and weights), or multipart/form-data with an `input` file,
+    an optional `weights` file and an optional `spec` JSON part.
+    """
+    started = time.perf_counter()
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    input_file = weights_file = None
+    if ctype == "multipart/form-data":
+        async with request.form(max_files=2, max_fields=4, max_part_size=1 << 20) as form:
+            unknown = set(form.keys()) - {"input", "weights", "spec"}
+            if unknown:
+                raise InvalidContent(
+                    f"Unknown multipart parts: {', '.join(sorted(unknown))}; "
+                    "send input, weights and spec."
+                )
+            if form.get("input") is None:
+                raise InvalidContent("The multipart body needs a file part named 'input'.")
+            spec_part = form.get("spec")
+            if isinstance(spec_part, UploadFile):
+                spec_part = (await spec_part.read()).decode("utf-8", "replace")
+            req = _parse_spec(spec_part or "", "spec part")
+            input_file = await _read_upload(form.get("input"), "input", settings)
+            weights_file = await _read_upload(form.get("weights"), "weights", settings)
+    elif ctype in ("application/json", ""):
+        req = _parse_spec(await request.body(), "JSON body")
+    else:
+        raise UnsupportedType(
+            f"Content-Type {ctype!r} is not accepted; send application/json or "
+            "multipart/form-data."
+        )
+    decode_ms = (time.perf_counter() - started) * 1e3
+    gate: ComputeGate = request.app.state.gate
+
+    def work() -> tuple[bytes | dict[str, Any], dict[str, float], str]:
+        cmp = compare.run(req, settings, input_file, weights_file)
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            if format == "png":
+                body: bytes | dict[str, Any] = _png(cmp, scale, channels or settings.max_png_channels)
+            elif format == "npz":
+                body = render.npz_bytes(_arrays(cmp))
+            else:
+                body = render.comparison_json(
+                    cmp,
+                    heatmap_budget=settings.max_heatmap_values,
+                    heatmaps=heatmaps,
+                    echo_weights=settings.max_echo_weights,
+                )
+        timings = {"decode": decode_ms, **cmp.timings_ms}
+        timings["encode"] = (time.perf_counter() - t0) * 1e3
+        return body, timings, cmp.device
+
+    body, timings, device = await gate.run(work)
+    server_timing = ", ".join(f"{k};dur={v:.2f}" for k, v in timings.items())
+    headers = {"Server-Timing": server_timing, "X-Onebyone-Device": device}
+    if isinstance(body, dict):
+        body["timings_ms"] = {k: round(v, 3) for k, v in timings.items()}
+        return JSONResponse(body, headers=headers)
+    if format == "png":
+        return Response(body, media_type="image/png", headers=headers)
+    headers["Content-Disposition"] = 'attachment; filename="onebyone.npz"'
+    return Response(body, media_type="application/x-npz", headers=headers)
+
+
+def _arrays(cmp: compare.Comparison) -> dict[str, Any]:
+    p = cmp.paths
+    return {
+        "input": cmp.x.cpu().numpy(),
+        "weight": cmp.layer.weight.cpu().numpy(),
+        "bias": cmp.layer.bias.cpu().numpy(),
+        "pre_activation": p.pre_activation.cpu().numpy(),
+        "relu_only": p.relu_only.cpu().numpy(),
+        "conv_relu": p.conv_relu.cpu().numpy(),
+    }
+
+
+def _png(cmp: compare.Comparison, scale: Any, max_channels: int) -> bytes:
+    p = cmp.paths
+    c, h, w = cmp.x.shape
+    k = cmp.layer.weight.shape[0]
+    # Only the channels drawn leave the device.
+    panels = [
+        ("input", cmp.x[:max_channels].cpu().numpy()),
+        ("ReLU-only", p.relu_only[:max_channels].cpu().numpy()),
+        ("1x1 conv + ReLU", p.conv_relu[:max_channels].cpu().numpy()),
+    ]
+    title = f"{c}x{h}x{w} -> {k} filters, {cmp.layer.source}, {cmp.device}"
+    return render.montage_png(
+        panels, mode=scale, max_channels=max_channels, total=max(c, k), title=title
+    )

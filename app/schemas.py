@@ -1,0 +1,119 @@
+"""Request and response models of the REST API, with hard limits in Field(...).
+
+The Field bounds are absolute sanity caps that refuse absurd numbers at parse
+time; the configurable limits in `Settings` are checked before any tensor exists.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+HARD_SIDE = 16384
+HARD_CHANNELS = 65536
+
+Device = Literal["auto", "cpu", "cuda", "mps"]
+Layout = Literal["auto", "chw", "hwc", "nchw", "nhwc"]
+
+
+class InputSpec(BaseModel):
+    """Where the feature maps come from: a generator and its parameters, or how to read a file."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    generator: str = Field(
+        default="catdog", description="One of GET /api/v1/presets' generators."
+    )
+    height: int = Field(default=28, ge=1, le=HARD_SIDE)
+    width: int = Field(default=28, ge=1, le=HARD_SIDE)
+    channels: int = Field(default=4, ge=1, le=HARD_CHANNELS)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    rank: int | None = Field(default=None, description="smooth, nonnegative")
+    scale: float | None = Field(default=None, description="smooth, nonnegative")
+    noise: float | None = Field(default=None, description="smooth, nonnegative")
+    blobs: int | None = Field(default=None, description="catdog")
+    rectangles: int | None = Field(default=None, description="edges")
+    layout: Layout = Field(
+        default="auto", description="For uploaded arrays: how their axes are ordered."
+    )
+
+    def generator_params(self) -> dict[str, Any]:
+        return {
+            k: getattr(self, k) for k in ("rank", "scale", "noise", "blobs", "rectangles")
+        }
+
+
+class WeightsSpec(BaseModel):
+    """The 1×1 layer: a preset, or an explicit matrix and bias (or an uploaded file)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    preset: str | None = Field(
+        default=None, description="One of GET /api/v1/presets' weight presets; default random."
+    )
+    out_channels: int | None = Field(
+        default=None, ge=1, le=HARD_CHANNELS, description="K, the number of 1×1 filters."
+    )
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    positive: int = Field(default=0, ge=0, description="difference: the channel added")
+    negative: int = Field(default=1, ge=0, description="difference: the channel subtracted")
+    matrix: list[list[float]] | None = Field(
+        default=None, description="Explicit weights: K rows of C values."
+    )
+    bias: float | list[float] | None = Field(
+        default=None, description="One value for every filter, or K values; default 0."
+    )
+
+
+class CompareRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input: InputSpec = Field(default_factory=InputSpec)
+    weights: WeightsSpec = Field(default_factory=WeightsSpec)
+    device: Device = "auto"
+
+
+class ErrorResponse(BaseModel):
+    detail: str = Field(description="What was wrong and how to fix it.")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    devices: list[str]
+    device_names: dict[str, str]
+    torch: str
+    version: str
+
+
+COMPARE_EXAMPLES: dict[str, dict[str, Any]] = {
+    "catdog": {
+        "summary": "Cat minus dog: what no per-channel ReLU can do",
+        "value": {
+            "input": {"generator": "catdog", "height": 64, "width": 64, "channels": 4, "seed": 0},
+            "weights": {"preset": "difference", "positive": 0, "negative": 1},
+        },
+    },
+    "keep192": {
+        "summary": "The question's case: 28×28×192 with 192 filters",
+        "value": {
+            "input": {"generator": "smooth", "height": 28, "width": 28, "channels": 192},
+            "weights": {"preset": "random", "out_channels": 192, "seed": 1},
+        },
+    },
+    "reduce64": {
+        "summary": "Bottleneck 192 → 64 with the best linear reduction",
+        "value": {
+            "input": {"generator": "smooth", "height": 28, "width": 28, "channels": 192},
+            "weights": {"preset": "pca", "out_channels": 64},
+        },
+    },
+    "explicit": {
+        "summary": "Explicit weights and bias",
+        "value": {
+            "input": {"generator": "gaussian", "height": 8, "width": 8, "channels": 2},
+            "weights": {"matrix": [[1, -1], [0.5, 0.5]], "bias": [0, -0.1]},
+            "device": "cpu",
+        },
+    },
+}

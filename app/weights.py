@@ -1,0 +1,228 @@
+"""The 1×1 layer's weights: presets, explicit matrices and uploaded layers.
+
+Every source ends as a float32 weight (K, C) and bias (K,) on the compute device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from app import mixing
+from app.errors import InvalidContent
+from app.maps import Decoded, check_finite
+from app.schemas import WeightsSpec
+
+
+@dataclass
+class Layer:
+    weight: torch.Tensor  # (K, C)
+    bias: torch.Tensor  # (K,)
+    source: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PresetInfo:
+    make: Callable[[WeightsSpec, torch.Tensor], tuple[np.ndarray | torch.Tensor, dict[str, Any]]]
+    description: str
+    params: tuple[str, ...]
+
+
+def _k(spec: WeightsSpec, default: int) -> int:
+    return spec.out_channels if spec.out_channels is not None else default
+
+
+def _identity(spec: WeightsSpec, x: torch.Tensor) -> tuple[np.ndarray, dict[str, Any]]:
+    c = x.shape[0]
+    if _k(spec, c) != c:
+        raise InvalidContent(
+            f"The identity preset has K = C = {c} filters; drop out_channels or set it to {c}."
+        )
+    return np.eye(c, dtype=np.float32), {}
+
+
+def _random(spec: WeightsSpec, x: torch.Tensor) -> tuple[np.ndarray, dict[str, Any]]:
+    c = x.shape[0]
+    rng = np.random.default_rng(spec.seed)
+    # He-normal: keeps the output's scale near the input's after a ReLU.
+    w = rng.standard_normal((_k(spec, c), c)) * np.sqrt(2.0 / c)
+    return w.astype(np.float32), {}
+
+
+def _difference(spec: WeightsSpec, x: torch.Tensor) -> tuple[np.ndarray, dict[str, Any]]:
+    c = x.shape[0]
+    if _k(spec, 1) != 1:
+        raise InvalidContent("The difference preset has one filter; drop out_channels or set 1.")
+    for name, ch in (("positive", spec.positive), ("negative", spec.negative)):
+        if ch >= c:
+            raise InvalidContent(
+                f"difference: {name} = {ch} is not a channel of the input (0 … {c - 1})."
+            )
+    if spec.positive == spec.negative:
+        raise InvalidContent("difference: positive and negative must be different channels.")
+    w = np.zeros((1, c), dtype=np.float32)
+    w[0, spec.positive], w[0, spec.negative] = 1.0, -1.0
+    return w, {}
+
+
+def _mean(spec: WeightsSpec, x: torch.Tensor) -> tuple[np.ndarray, dict[str, Any]]:
+    c = x.shape[0]
+    if _k(spec, 1) != 1:
+        raise InvalidContent("The mean preset has one filter; drop out_channels or set 1.")
+    return np.full((1, c), 1.0 / c, dtype=np.float32), {}
+
+
+def _pca(spec: WeightsSpec, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
+    c = x.shape[0]
+    k = _k(spec, min(c, 64))
+    if k > c:
+        raise InvalidContent(
+            f"pca: out_channels = {k} is more than the input's {c} channels; a projection "
+            f"onto principal directions has at most C = {c} filters."
+        )
+    rows, shares = mixing.principal_directions(mixing.channel_covariance(x), k)
+    return rows.float(), {
+        "variance_kept": float(shares.sum()),
+        "component_variance": [round(float(s), 6) for s in shares],
+    }
+
+
+PRESETS: dict[str, PresetInfo] = {
+    "identity": PresetInfo(
+        _identity, "W = I, K = C. With bias 0, 1×1 conv + ReLU equals ReLU-only.", ("bias",)
+    ),
+    "random": PresetInfo(
+        _random,
+        "Seeded He-normal weights, N(0, 2/C): mixes every channel into every output.",
+        ("out_channels", "seed", "bias"),
+    ),
+    "difference": PresetInfo(
+        _difference,
+        "One filter: channel `positive` minus channel `negative` (cat − dog).",
+        ("positive", "negative", "bias"),
+    ),
+    "mean": PresetInfo(_mean, "One filter: the mean of all channels.", ("bias",)),
+    "pca": PresetInfo(
+        _pca,
+        "Projection onto the input's top-K principal directions: the best linear reduction "
+        "to K channels. Its bias centres the outputs; reports the variance kept.",
+        ("out_channels",),
+    ),
+}
+
+
+def _bias(spec_bias: float | list[float] | None, k: int, where: str) -> np.ndarray:
+    if spec_bias is None:
+        return np.zeros(k, dtype=np.float32)
+    if isinstance(spec_bias, float | int):
+        return np.full(k, float(spec_bias), dtype=np.float32)
+    if len(spec_bias) != k:
+        raise InvalidContent(f"{where}: bias has {len(spec_bias)} values but there are K = {k} filters.")
+    return np.asarray(spec_bias, dtype=np.float32)
+
+
+def _on(device: torch.device, a: np.ndarray | torch.Tensor) -> torch.Tensor:
+    t = torch.as_tensor(a, dtype=torch.float32)
+    return t.to(device)
+
+
+def _check_c(weight_shape: tuple[int, ...], c: int, where: str) -> None:
+    if weight_shape[1] != c:
+        raise InvalidContent(
+            f"{where}: the weights have shape {list(weight_shape)}, i.e. C = {weight_shape[1]} "
+            f"input channels, but the input has C = {c} (input shape (C, H, W) with C = {c}). "
+            "Their C must match."
+        )
+
+
+def from_preset(spec: WeightsSpec, x: torch.Tensor) -> Layer:
+    name = spec.preset or "random"
+    info = PRESETS.get(name)
+    if info is None:
+        raise InvalidContent(f"Unknown weight preset {name!r}; use one of: {', '.join(PRESETS)}.")
+    w, extra = info.make(spec, x)
+    weight = _on(x.device, w)
+    k = weight.shape[0]
+    if name == "pca":
+        # Centre each output: b = −W·mean(x), so the ReLU cuts at the input's mean.
+        mean = x.reshape(x.shape[0], -1).mean(dim=1)  # (C,)
+        bias = -(weight @ mean) + _on(x.device, _bias(spec.bias, k, "pca"))
+    else:
+        bias = _on(x.device, _bias(spec.bias, k, name))
+    return Layer(weight, bias, f"preset:{name}", extra)
+
+
+def from_matrix(spec: WeightsSpec, x: torch.Tensor) -> Layer:
+    assert spec.matrix is not None
+    rows = spec.matrix
+    if not rows or any(len(r) != len(rows[0]) for r in rows):
+        raise InvalidContent(
+            "weights.matrix must be K rows of C numbers each, all rows the same length."
+        )
+    w = np.asarray(rows, dtype=np.float32)  # (K, C)
+    check_finite(w, "weight matrix")
+    _check_c(w.shape, x.shape[0], "weights.matrix")
+    b = _bias(spec.bias, w.shape[0], "weights.matrix")
+    check_finite(b, "bias")
+    return Layer(_on(x.device, w), _on(x.device, b), "matrix")
+
+
+def _named(decoded: Decoded, suffix: str) -> np.ndarray | None:
+    if suffix in decoded.arrays:
+        return decoded.arrays[suffix]
+    found = [v for k, v in decoded.arrays.items() if k.endswith("." + suffix)]
+    return found[0] if len(found) == 1 else None
+
+
+def from_file(decoded: Decoded, spec: WeightsSpec, x: torch.Tensor) -> Layer:
+    """An uploaded layer: a (K, C) or (K, C, 1, 1) array, or a state dict with weight [and bias]."""
+    weight = _named(decoded, "weight")
+    bias = _named(decoded, "bias")
+    if weight is None:
+        if len(decoded.arrays) != 1:
+            raise InvalidContent(
+                f"The weights file holds {', '.join(sorted(decoded.arrays))}; it needs one "
+                "array, or a state dict with 'weight' (and optional 'bias'), as "
+                "torch.save(conv.state_dict()) writes for nn.Conv2d(C, K, 1)."
+            )
+        weight = next(iter(decoded.arrays.values()))
+    if weight.ndim == 4:
+        if weight.shape[2:] != (1, 1):
+            raise InvalidContent(
+                f"The weights have shape {list(weight.shape)}: a {weight.shape[2]}×"
+                f"{weight.shape[3]} kernel. Only 1×1 layers, (K, C, 1, 1) or (K, C), are supported."
+            )
+        weight = weight[:, :, 0, 0]
+    if weight.ndim != 2:
+        raise InvalidContent(
+            f"The weights have shape {list(weight.shape)}; send (K, C) or (K, C, 1, 1)."
+        )
+    w = np.ascontiguousarray(weight, dtype=np.float32)
+    check_finite(w, "weights")
+    _check_c(w.shape, x.shape[0], "weights file")
+    k = w.shape[0]
+    if bias is not None:
+        b = np.asarray(bias, dtype=np.float32).reshape(-1)
+        if b.shape[0] != k:
+            raise InvalidContent(
+                f"The weights file's bias has {b.shape[0]} values but its weight has K = {k} rows."
+            )
+        check_finite(b, "bias")
+    else:
+        b = _bias(spec.bias, k, "weights file")
+    return Layer(_on(x.device, w), _on(x.device, b), f"file:{decoded.format}")
+
+
+def build(spec: WeightsSpec, x: torch.Tensor, decoded: Decoded | None) -> Layer:
+    if decoded is not None:
+        return from_file(decoded, spec, x)
+    if spec.matrix is not None:
+        if spec.preset is not None:
+            raise InvalidContent("Give weights.preset or weights.matrix, not both.")
+        return from_matrix(spec, x)
+    return from_preset(spec, x)

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from app import mixing
+from tests.reference import conv1x1_relu, relu
+
+SHAPES = [
+    (3, 5, 7, 2),  # K < C, non-square
+    (4, 6, 6, 4),  # K = C
+    (2, 4, 3, 5),  # K > C
+    (5, 1, 1, 3),  # 1×1 maps
+    (1, 9, 2, 1),  # one channel in and out
+    (192, 28, 28, 64),  # the bottleneck case
+]
+
+
+@pytest.mark.parametrize(("c", "h", "w", "k"), SHAPES)
+def test_paths_match_numpy_reference(c: int, h: int, w: int, k: int) -> None:
+    rng = np.random.default_rng(c * 1000 + k)
+    x = rng.standard_normal((c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((k, c)).astype(np.float32)
+    b = rng.standard_normal(k).astype(np.float32)
+    paths = mixing.run_paths(torch.from_numpy(x), torch.from_numpy(wt), torch.from_numpy(b))
+    pre, out = conv1x1_relu(x, wt, b)
+    np.testing.assert_allclose(paths.pre_activation.numpy(), pre, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(paths.conv_relu.numpy(), out, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(paths.relu_only.numpy(), relu(x))
+
+
+finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False, width=32)
+maps_strategy = st.tuples(st.integers(1, 6), st.integers(1, 6), st.integers(1, 6)).flatmap(
+    lambda s: arrays(np.float32, s, elements=finite)
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(maps_strategy)
+def test_identity_weights_equal_relu_only(x: np.ndarray) -> None:
+    c = x.shape[0]
+    t = torch.from_numpy(x)
+    paths = mixing.run_paths(t, torch.eye(c), torch.zeros(c))
+    assert torch.equal(paths.conv_relu, paths.relu_only)
+
+
+@settings(max_examples=60, deadline=None)
+@given(maps_strategy)
+def test_relu_only_changes_nothing_on_nonnegative_input(x: np.ndarray) -> None:
+    t = torch.from_numpy(np.abs(x))
+    assert torch.equal(torch.relu(t), t)
+    assert float(mixing.relu_changed(t).sum()) == 0.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(maps_strategy, st.integers(0, 2**31), st.floats(-3, 3))
+def test_pre_activation_is_linear_in_input(x: np.ndarray, seed: int, a: float) -> None:
+    c = x.shape[0]
+    rng = np.random.default_rng(seed)
+    w = torch.from_numpy(rng.standard_normal((3, c)).astype(np.float32))
+    zero = torch.zeros(3)
+    y = torch.from_numpy(rng.standard_normal(x.shape).astype(np.float32))
+    t = torch.from_numpy(x)
+    lhs = mixing.conv1x1(a * t + y, w, zero)
+    rhs = a * mixing.conv1x1(t, w, zero) + mixing.conv1x1(y, w, zero)
+    scale = 1 + float(t.abs().max()) * (1 + abs(a)) * float(w.abs().sum())
+    torch.testing.assert_close(lhs, rhs, rtol=0, atol=1e-5 * scale)
+
+
+def test_channel_stats_against_numpy() -> None:
+    x = np.array([[[0.0, -1.0], [2.0, 0.0]], [[1.0, 1.0], [1.0, 3.0]]], dtype=np.float32)
+    s = mixing.channel_stats(torch.from_numpy(x))
+    np.testing.assert_allclose(s["min"].numpy(), [-1.0, 1.0])
+    np.testing.assert_allclose(s["max"].numpy(), [2.0, 3.0])
+    np.testing.assert_allclose(s["mean"].numpy(), x.reshape(2, -1).mean(axis=1))
+    np.testing.assert_allclose(s["zero_fraction"].numpy(), [0.5, 0.0])
+    np.testing.assert_allclose(mixing.relu_changed(torch.from_numpy(x)).numpy(), [0.25, 0.0])
+
+
+def test_principal_directions_keep_svd_variance() -> None:
+    rng = np.random.default_rng(3)
+    latent = rng.standard_normal((4, 20 * 20))
+    x = (rng.standard_normal((12, 4)) @ latent + 0.1 * rng.standard_normal((12, 400)))
+    x = x.astype(np.float32).reshape(12, 20, 20)
+    cov = mixing.channel_covariance(torch.from_numpy(x))
+    rows, shares = mixing.principal_directions(cov, 4)
+    centred = x.reshape(12, -1).astype(np.float64)
+    centred -= centred.mean(axis=1, keepdims=True)
+    s = np.linalg.svd(centred, compute_uv=False) ** 2
+    np.testing.assert_allclose(shares.numpy(), s[:4] / s.sum(), rtol=1e-4)
+    kept = mixing.variance_kept(cov, rows.float())
+    assert kept == pytest.approx(s[:4].sum() / s.sum(), rel=1e-4)
+    np.testing.assert_allclose(rows.numpy() @ rows.numpy().T, np.eye(4), atol=1e-6)
+
+
+def test_layer_cost_counts_parameters_and_macs() -> None:
+    assert mixing.layer_cost(192, 64, 28, 28, 1) == {
+        "parameters": 192 * 64 + 64,
+        "macs": 192 * 64 * 28 * 28,
+    }
+    assert mixing.layer_cost(192, 64, 28, 28, 3)["macs"] == 9 * 192 * 64 * 28 * 28
