@@ -39,13 +39,11 @@ def resolve(requested: str) -> torch.device:
     if requested == "auto":
         return torch.device(present[0])
     if requested not in ("cpu", "cuda", "mps"):
-        raise DeviceUnavailable(
-            f"Unknown device {requested!r}; use one of auto, cpu, cuda, mps."
-        )
+        raise DeviceUnavailable(f"Unknown device {requested!r}; use one of auto, cpu, cuda, mps.")
     if requested not in present:
         raise DeviceUnavailable(
             f"Device {requested!r} is not available on this server; "
-            f"available: {', '.join(present)}. Use \"auto\" to pick the best one present."
+            f'available: {", ".join(present)}. Use "auto" to pick the best one present.'
         )
     return torch.device(requested)
 

@@ -167,9 +167,7 @@ GENERATORS: dict[str, GeneratorInfo] = {
 def generate(name: str, c: int, h: int, w: int, seed: int, params: dict[str, Any]) -> Generated:
     info = GENERATORS.get(name)
     if info is None:
-        raise InvalidContent(
-            f"Unknown generator {name!r}; use one of: {', '.join(GENERATORS)}."
-        )
+        raise InvalidContent(f"Unknown generator {name!r}; use one of: {', '.join(GENERATORS)}.")
     resolved: dict[str, Any] = {}
     for key, (default, lo, hi, _) in info.params.items():
         value = params.get(key)
@@ -352,8 +350,13 @@ def _read_image(data: bytes, max_pixels: int, what: str) -> np.ndarray:
                     "(ONEBYONE_MAX_IMAGE_PIXELS). Resize it."
                 )
             img.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
-            Image.DecompressionBombError) as exc:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+    ) as exc:
         raise UnreadableFile(f"{what} is not a readable image: {exc}") from None
     if img.mode in ("I", "I;16", "F"):
         arr = np.asarray(img, dtype=np.float32)[:, :, None]

@@ -146,8 +146,9 @@ def montage_png(
     shown_note = f"channels 0-{rows - 1} of {total}" + (
         f" (capped at {max_channels})" if rows < total else ""
     )
-    draw.text((4, height - 16), f"{title} | {shown_note} | scale: {mode}", fill=(20, 20, 20),
-              font=font)
+    draw.text(
+        (4, height - 16), f"{title} | {shown_note} | scale: {mode}", fill=(20, 20, 20), font=font
+    )
     buf = io.BytesIO()
     img.save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
@@ -168,7 +169,9 @@ def _stats(t: torch.Tensor, changed: torch.Tensor | None) -> dict[str, list[floa
     return out
 
 
-def comparison_json(cmp: Any, *, heatmap_budget: int, heatmaps: bool, echo_weights: int) -> dict[str, Any]:
+def comparison_json(
+    cmp: Any, *, heatmap_budget: int, heatmaps: bool, echo_weights: int
+) -> dict[str, Any]:
     """The `format=json` body: shapes, statistics, costs, summary and compact heatmaps."""
     from app import compare, mixing
 
@@ -203,7 +206,9 @@ def comparison_json(cmp: Any, *, heatmap_budget: int, heatmaps: bool, echo_weigh
         "truth": compare.truth_scores(cmp),
     }
     if k * c <= echo_weights:
-        body["layer"]["weight"] = [[round(v, 6) for v in row] for row in layer.weight.cpu().tolist()]
+        body["layer"]["weight"] = [
+            [round(v, 6) for v in row] for row in layer.weight.cpu().tolist()
+        ]
         body["layer"]["bias"] = [round(v, 6) for v in layer.bias.cpu().tolist()]
     if heatmaps:
         arrays = [x, p.relu_only, p.pre_activation, p.conv_relu]

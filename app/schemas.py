@@ -22,9 +22,7 @@ class InputSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    generator: str = Field(
-        default="catdog", description="One of GET /api/v1/presets' generators."
-    )
+    generator: str = Field(default="catdog", description="One of GET /api/v1/presets' generators.")
     height: int = Field(default=28, ge=1, le=HARD_SIDE)
     width: int = Field(default=28, ge=1, le=HARD_SIDE)
     channels: int = Field(default=4, ge=1, le=HARD_CHANNELS)
@@ -39,9 +37,7 @@ class InputSpec(BaseModel):
     )
 
     def generator_params(self) -> dict[str, Any]:
-        return {
-            k: getattr(self, k) for k in ("rank", "scale", "noise", "blobs", "rectangles")
-        }
+        return {k: getattr(self, k) for k in ("rank", "scale", "noise", "blobs", "rectangles")}
 
 
 class WeightsSpec(BaseModel):

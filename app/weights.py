@@ -122,7 +122,9 @@ def _bias(spec_bias: float | list[float] | None, k: int, where: str) -> np.ndarr
     if isinstance(spec_bias, float | int):
         return np.full(k, float(spec_bias), dtype=np.float32)
     if len(spec_bias) != k:
-        raise InvalidContent(f"{where}: bias has {len(spec_bias)} values but there are K = {k} filters.")
+        raise InvalidContent(
+            f"{where}: bias has {len(spec_bias)} values but there are K = {k} filters."
+        )
     return np.asarray(spec_bias, dtype=np.float32)
 
 

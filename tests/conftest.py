@@ -37,13 +37,16 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0)
 
 
 def start_server(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        args,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    """Start a server process; its output goes to the log file of the same name under /tmp."""
+    log = open(f"/tmp/onebyone-test-{os.getpid()}-{len(args)}.log", "ab")  # noqa: SIM115
+    with log:
+        return subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
@@ -65,8 +68,18 @@ def server() -> Iterator[str]:
         "ONEBYONE_MAX_IMAGE_PIXELS": str(1024 * 1024),
     }
     proc = start_server(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
         env,
     )
     url = f"http://127.0.0.1:{port}"

@@ -15,7 +15,9 @@ from tests import files
 LIMITS = {"max_values": 1_000_000, "max_pixels": 1_000_000}
 
 
-def gen(name: str, c: int = 6, h: int = 20, w: int = 24, seed: int = 0, **p: float) -> maps.Generated:
+def gen(
+    name: str, c: int = 6, h: int = 20, w: int = 24, seed: int = 0, **p: float
+) -> maps.Generated:
     return maps.generate(name, c, h, w, seed, p)
 
 
@@ -145,7 +147,9 @@ def test_layouts(shape: tuple[int, ...], layout: str, expected: tuple[int, ...])
     out = maps.to_chw(a, layout)
     assert out.shape == expected
     if layout in ("hwc", "nhwc") or (layout == "auto" and shape[-1] in (3, 192)):
-        np.testing.assert_array_equal(out, np.moveaxis(a.reshape(out.shape[1:] + out.shape[:1]), -1, 0))
+        np.testing.assert_array_equal(
+            out, np.moveaxis(a.reshape(out.shape[1:] + out.shape[:1]), -1, 0)
+        )
 
 
 @pytest.mark.parametrize(
@@ -222,7 +226,9 @@ def test_pickled_pt_payload_never_runs(capsys: pytest.CaptureFixture[str]) -> No
 
 def test_image_over_pixel_limit_is_refused() -> None:
     with pytest.raises(TooLarge, match="pixels"):
-        maps.decode(files.png(np.zeros((40, 50), np.uint8)), "img", max_values=10**6, max_pixels=1000)
+        maps.decode(
+            files.png(np.zeros((40, 50), np.uint8)), "img", max_values=10**6, max_pixels=1000
+        )
 
 
 def test_pick_names_the_choices_when_several_arrays() -> None:

@@ -84,7 +84,7 @@ def test_channel_stats_against_numpy() -> None:
 def test_principal_directions_keep_svd_variance() -> None:
     rng = np.random.default_rng(3)
     latent = rng.standard_normal((4, 20 * 20))
-    x = (rng.standard_normal((12, 4)) @ latent + 0.1 * rng.standard_normal((12, 400)))
+    x = rng.standard_normal((12, 4)) @ latent + 0.1 * rng.standard_normal((12, 400))
     x = x.astype(np.float32).reshape(12, 20, 20)
     cov = mixing.channel_covariance(torch.from_numpy(x))
     rows, shares = mixing.principal_directions(cov, 4)

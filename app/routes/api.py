@@ -15,7 +15,7 @@ from starlette.datastructures import UploadFile
 from app import __version__, compare, devices, maps, render, weights
 from app.config import Settings, get_settings
 from app.errors import Busy, InvalidContent, UnreadableFile, UnsupportedType
-from app.schemas import COMPARE_EXAMPLES, CompareRequest, ErrorResponse, Health, HARD_SIDE
+from app.schemas import COMPARE_EXAMPLES, HARD_SIDE, CompareRequest, ErrorResponse, Health
 
 router = APIRouter()
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -201,9 +201,7 @@ async def _read_upload(part: Any, name: str, settings: Settings) -> maps.Decoded
 async def compare_endpoint(
     request: Request,
     settings: SettingsDep,
-    format: Annotated[
-        Literal["json", "png", "npz"], Query(description="What to return.")
-    ] = "json",
+    format: Annotated[Literal["json", "png", "npz"], Query(description="What to return.")] = "json",
     scale: Annotated[
         Literal["shared", "channel"],
         Query(description="PNG colour scale: one per panel, or one per channel."),
@@ -212,9 +210,7 @@ async def compare_endpoint(
         int | None,
         Query(ge=1, le=HARD_SIDE, description="PNG: draw at most this many channels."),
     ] = None,
-    heatmaps: Annotated[
-        bool, Query(description="JSON: include the compact heatmaps.")
-    ] = True,
+    heatmaps: Annotated[bool, Query(description="JSON: include the compact heatmaps.")] = True,
 ) -> Response:
     """Run ReLU-only and 1×1 conv + ReLU on the same feature maps.
 
@@ -244,8 +240,7 @@ async def compare_endpoint(
         req = _parse_spec(await request.body(), "JSON body")
     else:
         raise UnsupportedType(
-            f"Content-Type {ctype!r} is not accepted; send application/json or "
-            "multipart/form-data."
+            f"Content-Type {ctype!r} is not accepted; send application/json or multipart/form-data."
         )
     decode_ms = (time.perf_counter() - started) * 1e3
     gate: ComputeGate = request.app.state.gate
@@ -255,7 +250,9 @@ async def compare_endpoint(
         t0 = time.perf_counter()
         with torch.inference_mode():
             if format == "png":
-                body: bytes | dict[str, Any] = _png(cmp, scale, channels or settings.max_png_channels)
+                body: bytes | dict[str, Any] = _png(
+                    cmp, scale, channels or settings.max_png_channels
+                )
             elif format == "npz":
                 body = render.npz_bytes(_arrays(cmp))
             else:

@@ -1,0 +1,349 @@
+"""The REST contract, against a real uvicorn server on loopback."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests import files
+from tests.reference import conv1x1_relu, relu
+
+NPZ_NAMES = {"input", "weight", "bias", "pre_activation", "relu_only", "conv_relu"}
+
+
+def post(
+    client: httpx.Client, body: dict[str, Any], fmt: str = "json", **params: Any
+) -> httpx.Response:
+    return client.post("/api/v1/compare", json=body, params={"format": fmt, **params})
+
+
+def npz_of(r: httpx.Response) -> dict[str, np.ndarray]:
+    assert r.status_code == 200, r.text
+    with np.load(io.BytesIO(r.content), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def dequantise(hm: dict[str, Any], shape: tuple[int, ...]) -> np.ndarray:
+    codes = np.frombuffer(base64.b64decode(hm["data"]), np.uint8).reshape(shape).astype(np.float64)
+    lo, hi = np.array(hm["lo"])[:, None, None], np.array(hm["hi"])[:, None, None]
+    return lo + codes * (hi - lo) / 255
+
+
+def test_healthz_names_devices(client: httpx.Client) -> None:
+    r = client.get("/healthz")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok" and "cpu" in body["devices"]
+
+
+def test_presets_list_generators_presets_and_limits(client: httpx.Client) -> None:
+    body = client.get("/api/v1/presets").json()
+    assert set(body["generators"]) >= {"gaussian", "catdog", "smooth", "nonnegative", "edges"}
+    assert set(body["weight_presets"]) >= {"identity", "random", "difference", "mean", "pca"}
+    assert body["generators"]["smooth"]["params"]["rank"]["default"] == 8
+    assert body["generators"]["gaussian"]["params"]["channels"]["max"] == 1024
+    assert "ambiguous" in body["layouts"]["auto_rule"]
+
+
+def test_openapi_has_examples_for_compare(client: httpx.Client) -> None:
+    spec = client.get("/openapi.json").json()
+    content = spec["paths"]["/api/v1/compare"]["post"]["requestBody"]["content"]
+    assert "catdog" in content["application/json"]["examples"]
+    assert "multipart/form-data" in content
+
+
+@pytest.mark.parametrize(("c", "k"), [(192, 192), (192, 64), (3, 5)])
+def test_npz_holds_the_contract_arrays_and_matches_numpy(
+    client: httpx.Client, c: int, k: int
+) -> None:
+    body = {
+        "input": {"generator": "smooth", "height": 28, "width": 28, "channels": c, "seed": 2},
+        "weights": {"preset": "random", "out_channels": k, "seed": 3, "bias": 0.1},
+        "device": "cpu",
+    }
+    z = npz_of(post(client, body, "npz"))
+    assert set(z) == NPZ_NAMES and all(a.dtype == np.float32 for a in z.values())
+    assert z["input"].shape == (c, 28, 28) and z["weight"].shape == (k, c)
+    assert z["bias"].shape == (k,) and z["conv_relu"].shape == (k, 28, 28)
+    pre, out = conv1x1_relu(z["input"], z["weight"], z["bias"])
+    np.testing.assert_allclose(z["pre_activation"], pre, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(z["conv_relu"], out, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(z["relu_only"], relu(z["input"]))
+
+
+def test_json_stats_heatmaps_and_costs(client: httpx.Client) -> None:
+    body = {"input": {"generator": "gaussian", "height": 9, "width": 7, "channels": 3}}
+    r = post(client, body)
+    assert r.status_code == 200
+    j = r.json()
+    z = npz_of(post(client, body, "npz"))
+    assert j["device"] == "cpu" and j["shapes"]["pre_activation"] == [3, 9, 7]
+    np.testing.assert_allclose(j["stats"]["input"]["min"], z["input"].min(axis=(1, 2)), atol=1e-5)
+    np.testing.assert_allclose(
+        j["stats"]["relu_only"]["changed_fraction"], (z["input"] < 0).mean(axis=(1, 2)), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        j["stats"]["conv_relu"]["zero_fraction"], (z["conv_relu"] == 0).mean(axis=(1, 2)), atol=1e-6
+    )
+    assert j["summary"]["relu_only_changed"] == int((z["input"] < 0).sum())
+    assert j["cost"]["conv1x1"] == {"parameters": 12, "macs": 9 * 9 * 7}
+    assert j["cost"]["conv3x3"]["macs"] == 9 * 9 * 9 * 7
+    hm = j["heatmaps"]
+    assert hm["stride"] == 1
+    for name in ("input", "relu_only", "pre_activation", "conv_relu"):
+        got = dequantise(hm["arrays"][name], z[name].shape)
+        step = (np.array(hm["arrays"][name]["hi"]) - np.array(hm["arrays"][name]["lo"])) / 255
+        assert np.all(np.abs(got - z[name]) <= step[:, None, None] / 2 + 1e-6)
+    assert set(j["timings_ms"]) >= {"decode", "compute", "encode"}
+
+
+def test_heatmaps_cost_under_1_4_bytes_per_value(client: httpx.Client) -> None:
+    body = {"input": {"generator": "smooth", "height": 28, "width": 28, "channels": 192}}
+    j = post(client, body).json()
+    values = 4 * 192 * 28 * 28
+    size = sum(len(a["data"]) for a in j["heatmaps"]["arrays"].values())
+    assert size / values <= 1.4
+
+
+def test_catdog_difference_marks_exactly_where_cat_beats_dog(client: httpx.Client) -> None:
+    body = {
+        "input": {"generator": "catdog", "height": 48, "width": 48, "channels": 4, "seed": 1},
+        "weights": {"preset": "difference", "positive": 0, "negative": 1},
+    }
+    j = post(client, body).json()
+    z = npz_of(post(client, body, "npz"))
+    truth = j["truth"]["cat_over_dog"]
+    assert truth["conv_relu"]["agreement"] == 1.0
+    assert truth["relu_only"]["agreement"] < 0.95
+    np.testing.assert_array_equal(z["conv_relu"][0] > 0, z["input"][0] > z["input"][1])
+
+
+def test_identity_weights_make_paths_identical(client: httpx.Client) -> None:
+    body = {"input": {"generator": "gaussian", "channels": 5}, "weights": {"preset": "identity"}}
+    s = post(client, body).json()["summary"]
+    assert s["paths_identical"] is True and s["paths_max_abs_difference"] == 0.0
+
+
+def test_nonnegative_input_relu_only_changes_nothing(client: httpx.Client) -> None:
+    s = post(client, {"input": {"generator": "nonnegative", "channels": 8}}).json()["summary"]
+    assert s["relu_only_changed"] == 0 and s["relu_only_values"] == 8 * 28 * 28
+
+
+def test_pca_reports_variance_kept_like_svd(client: httpx.Client) -> None:
+    body = {
+        "input": {"generator": "smooth", "height": 28, "width": 28, "channels": 192},
+        "weights": {"preset": "pca", "out_channels": 64},
+    }
+    j = post(client, body).json()
+    z = npz_of(post(client, body, "npz"))
+    x = z["input"].reshape(192, -1).astype(np.float64)
+    x -= x.mean(axis=1, keepdims=True)
+    s = np.linalg.svd(x, compute_uv=False) ** 2
+    assert j["layer"]["variance_kept"] == pytest.approx(s[:64].sum() / s.sum(), rel=1e-3)
+    assert j["layer"]["variance_kept"] > 0.95
+
+
+def test_explicit_matrix_and_bias(client: httpx.Client) -> None:
+    body = {
+        "input": {"generator": "gaussian", "height": 4, "width": 4, "channels": 2},
+        "weights": {"matrix": [[1, -1], [0.5, 0.5]], "bias": [0, -0.1]},
+    }
+    z = npz_of(post(client, body, "npz"))
+    np.testing.assert_array_equal(z["weight"], [[1, -1], [0.5, 0.5]])
+    np.testing.assert_allclose(z["bias"], [0, -0.1])
+    assert post(client, body).json()["layer"]["weight"] == [[1.0, -1.0], [0.5, 0.5]]
+
+
+def test_png_montage(client: httpx.Client) -> None:
+    r = post(client, {"input": {"generator": "smooth", "channels": 100}}, "png", channels=10)
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    img = Image.open(io.BytesIO(r.content))
+    assert img.size[0] > 300 and img.size[1] > 10 * 28
+    r2 = post(client, {"input": {"generator": "smooth", "channels": 4}}, "png", scale="channel")
+    assert r2.status_code == 200
+
+
+# ---------------------------------------------------------------- uploads
+
+X = np.random.default_rng(7).standard_normal((6, 10, 10)).astype(np.float32)
+W = np.random.default_rng(8).standard_normal((3, 6)).astype(np.float32)
+B = np.array([0.1, -0.2, 0.3], np.float32)
+
+
+def upload(
+    client: httpx.Client,
+    input_bytes: bytes,
+    weights_bytes: bytes | None = None,
+    spec: dict[str, Any] | None = None,
+    fmt: str = "npz",
+) -> httpx.Response:
+    parts: dict[str, Any] = {"input": ("x.bin", input_bytes)}
+    if weights_bytes is not None:
+        parts["weights"] = ("w.bin", weights_bytes)
+    data = {"spec": json.dumps(spec)} if spec is not None else None
+    return client.post("/api/v1/compare", params={"format": fmt}, files=parts, data=data)
+
+
+@pytest.mark.parametrize(
+    ("input_bytes", "spec"),
+    [
+        (files.npy(X), None),
+        (files.npy(X.transpose(1, 2, 0)), {"input": {"layout": "hwc"}}),
+        (files.npy(X[None]), {"input": {"layout": "nchw"}}),
+        (files.npz(input=X), None),
+        (files.pt(torch.from_numpy(X)), None),
+        (files.safetensors(input=X), None),
+    ],
+)
+@pytest.mark.parametrize(
+    "weights_bytes",
+    [
+        files.npy(W),
+        files.npy(W[:, :, None, None]),
+        files.pt({"weight": torch.from_numpy(W[:, :, None, None]), "bias": torch.from_numpy(B)}),
+        files.safetensors(weight=W, bias=B),
+    ],
+)
+def test_uploads_in_every_format_match_numpy(
+    client: httpx.Client, input_bytes: bytes, spec: dict[str, Any] | None, weights_bytes: bytes
+) -> None:
+    z = npz_of(upload(client, input_bytes, weights_bytes, spec))
+    np.testing.assert_array_equal(z["input"], X)
+    np.testing.assert_array_equal(z["weight"], W)
+    _, out = conv1x1_relu(X, W, z["bias"])
+    np.testing.assert_allclose(z["conv_relu"], out, rtol=1e-5, atol=1e-5)
+
+
+def test_real_conv2d_state_dict_upload(client: httpx.Client) -> None:
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(6, 4, 1)
+    z = npz_of(upload(client, files.npy(X), files.pt(conv.state_dict())))
+    with torch.no_grad():
+        expected = torch.relu(conv(torch.from_numpy(X)[None]))[0].numpy()
+    np.testing.assert_allclose(z["conv_relu"], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_image_upload_uses_colour_channels(client: httpx.Client) -> None:
+    rgb = np.random.default_rng(0).integers(0, 256, (16, 20, 3), dtype=np.uint8)
+    j = upload(client, files.png(rgb), None, {"weights": {"preset": "mean"}}, fmt="json").json()
+    assert j["shapes"]["input"] == [3, 16, 20] and j["input_source"] == "file:image"
+
+
+# ---------------------------------------------------------------- errors
+
+BAD_JSON: list[tuple[dict[str, Any], int, str]] = [
+    ({"input": {"generator": "nope"}}, 422, "catdog"),
+    ({"weights": {"preset": "nope"}}, 422, "pca"),
+    ({"input": {"height": 5000}}, 422, "limit is 1024"),
+    ({"input": {"height": 10**9}}, 422, "less than or equal"),
+    ({"input": {"channels": 0}}, 422, "greater than or equal"),
+    ({"input": {"channels": 1000, "height": 1000, "width": 1000}}, 422, "ONEBYONE_MAX_VALUES"),
+    ({"input": {"channels": 3}, "weights": {"matrix": [[1, 2]]}}, 422, "C = 2"),
+    ({"input": {"channels": 2}, "weights": {"matrix": [[1, 2], [3]]}}, 422, "same length"),
+    (
+        {"input": {"channels": 4}, "weights": {"preset": "identity", "out_channels": 3}},
+        422,
+        "K = C",
+    ),
+    ({"input": {"channels": 4}, "weights": {"preset": "pca", "out_channels": 9}}, 422, "at most C"),
+    ({"input": {"channels": 4}, "weights": {"preset": "difference", "negative": 7}}, 422, "0 … 3"),
+    (
+        {"device": "cuda"} if not torch.cuda.is_available() else {"device": "tpu"},
+        422,
+        "not available",
+    ),
+    ({"device": "tpu"}, 422, "Input should be"),
+    ({"input": {"colour": 1}}, 422, "Extra inputs"),
+    ({"input": {"generator": "catdog", "channels": 1}}, 422, "channels >= 2"),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "match"), BAD_JSON)
+def test_bad_json_requests_get_a_clear_4xx(
+    client: httpx.Client, body: dict[str, Any], status: int, match: str
+) -> None:
+    r = post(client, body)
+    assert r.status_code == status, r.text
+    assert match in r.json()["detail"]
+
+
+def test_nan_in_json_weights_is_refused(client: httpx.Client) -> None:
+    r = client.post(
+        "/api/v1/compare",
+        content=b'{"input": {"channels": 1}, "weights": {"matrix": [[NaN]]}}',
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 422 and "finite" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("content", "ctype", "status", "match"),
+    [
+        (b"{not json", "application/json", 400, "not valid JSON"),
+        (b"hello", "text/plain", 415, "application/json or multipart"),
+        (b"--x\r\nbroken", "multipart/form-data; boundary=x", 422, "file part named 'input'"),
+        (b"--x\r\nbroken", "multipart/form-data", 400, "boundary"),
+    ],
+)
+def test_malformed_bodies(
+    client: httpx.Client, content: bytes, ctype: str, status: int, match: str
+) -> None:
+    r = client.post("/api/v1/compare", content=content, headers={"content-type": ctype})
+    assert r.status_code == status, r.text
+    assert match in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("input_bytes", "weights_bytes", "status", "match"),
+    [
+        (b"garbage!", None, 415, "not a supported file type"),
+        (files.npy(X)[:-7], None, 400, "truncated"),
+        (files.npy(np.full((2, 3, 3), np.nan, np.float32)), None, 422, "NaN"),
+        (files.npy(X), files.npy(np.ones((3, 5), np.float32)), 422, "C = 5"),
+        (files.npy(X), files.npy(np.ones((3, 6, 3, 3), np.float32)), 422, "3×3 kernel"),
+        (files.npy(np.ones((28, 28, 28), np.float32)), None, 422, "ambiguous"),
+        (files.npy_raw("<f4", (10**6, 10**6), b"\x00" * 8), None, 413, "limit"),
+        (files.png(np.zeros((1100, 1000), np.uint8)), None, 413, "pixels"),
+    ],
+)
+def test_bad_uploads_get_a_clear_4xx(
+    client: httpx.Client, input_bytes: bytes, weights_bytes: bytes | None, status: int, match: str
+) -> None:
+    r = upload(client, input_bytes, weights_bytes)
+    assert r.status_code == status, r.text
+    assert match in r.json()["detail"]
+
+
+def test_multipart_without_input_part(client: httpx.Client) -> None:
+    r = client.post("/api/v1/compare", files={"weights": ("w.npy", files.npy(W))})
+    assert r.status_code == 422 and "'input'" in r.json()["detail"]
+
+
+def test_body_over_upload_limit_is_413(client: httpx.Client) -> None:
+    big = files.npy(np.zeros(2 * 1024 * 1024, np.float32))  # 8 MiB > the 4 MiB test limit
+    r = client.post("/api/v1/compare", files={"input": ("x.npy", big)})
+    assert r.status_code == 413 and "ONEBYONE_MAX_UPLOAD_BYTES" in r.json()["detail"]
+
+
+def test_chunked_body_over_limit_is_413_while_streaming(client: httpx.Client) -> None:
+    def chunks() -> Any:
+        for _ in range(100):
+            yield b"x" * 100_000
+
+    r = client.post(
+        "/api/v1/compare", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 413
+
+
+def test_unknown_format_is_422(client: httpx.Client) -> None:
+    r = post(client, {}, "gif")
+    assert r.status_code == 422 and "format" in r.json()["detail"]
