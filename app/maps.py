@@ -46,21 +46,29 @@ def _smooth_fields(rng: np.random.Generator, n: int, h: int, w: int, scale: floa
     return (fields / np.where(std > 0, std, 1.0)[:, None, None]).astype(np.float32)
 
 
-def _blobs(rng: np.random.Generator, count: int, h: int, w: int) -> np.ndarray:
-    """A sum of `count` round bumps with heights in [0.6, 1]: (H, W), non-negative.
+def _bump(yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, r: float) -> np.ndarray:
+    """(1 − d²/r²)² inside radius r and exactly 0 outside: evidence with a clear edge."""
+    d2 = (yy - cy) ** 2 + (xx - cx) ** 2
+    return np.clip(1.0 - d2 / (r * r), 0.0, None) ** 2  # type: ignore[no-any-return]
 
-    Each bump is (1 − r²/R²)² inside radius R and exactly 0 outside, so the
-    background holds no evidence at all and "more cat than dog" is meaningful there.
+
+def _cats_and_dogs(rng: np.random.Generator, count: int, h: int, w: int) -> tuple[np.ndarray, ...]:
+    """Two non-negative (H, W) maps of `count` bumps each, every dog overlapping a cat.
+
+    Where they overlap both channels are positive, so which animal is stronger
+    is a comparison across channels, not something either channel shows alone.
     """
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    radius = max(1.5, 0.3 * min(h, w))
-    out = np.zeros((h, w))
+    radius = max(1.5, 0.25 * min(h, w))
+    cat, dog = np.zeros((h, w)), np.zeros((h, w))
     for _ in range(count):
         cy, cx = rng.uniform(0, h), rng.uniform(0, w)
-        r2 = (radius * rng.uniform(0.7, 1.3)) ** 2
-        d2 = (yy - cy) ** 2 + (xx - cx) ** 2
-        out += rng.uniform(0.6, 1.0) * np.clip(1.0 - d2 / r2, 0.0, None) ** 2
-    return out
+        cat += rng.uniform(0.6, 1.0) * _bump(yy, xx, cy, cx, radius * rng.uniform(0.8, 1.2))
+        angle = rng.uniform(0, 2 * np.pi)
+        dy, dx = 0.8 * radius * np.sin(angle), 0.8 * radius * np.cos(angle)
+        r = radius * rng.uniform(0.8, 1.2)
+        dog += rng.uniform(0.6, 1.0) * _bump(yy, xx, cy + dy, cx + dx, r)
+    return cat, dog
 
 
 def gaussian(rng: np.random.Generator, c: int, h: int, w: int, p: dict[str, Any]) -> Generated:
@@ -87,8 +95,7 @@ def catdog(rng: np.random.Generator, c: int, h: int, w: int, p: dict[str, Any]) 
     if c < 2:
         raise InvalidContent("The catdog generator needs channels >= 2 (0: cat, 1: dog).")
     blobs = int(p["blobs"])
-    cat = _blobs(rng, blobs, h, w)
-    dog = _blobs(rng, blobs, h, w)
+    cat, dog = _cats_and_dogs(rng, blobs, h, w)
     maps = np.empty((c, h, w), dtype=np.float32)
     maps[0], maps[1] = cat, dog
     if c > 2:
@@ -140,7 +147,7 @@ GENERATORS: dict[str, GeneratorInfo] = {
         catdog,
         "Channel 0 is cat evidence, channel 1 dog evidence, as overlapping blobs; further "
         "channels are distractors. Knows where cat > dog.",
-        {"blobs": (3, 1, 32, "blobs of each animal")},
+        {"blobs": (2, 1, 32, "blobs of each animal; each dog overlaps a cat")},
         min_channels=2,
     ),
     "smooth": GeneratorInfo(
