@@ -79,7 +79,10 @@ def gaussian(rng: np.random.Generator, c: int, h: int, w: int, p: dict[str, Any]
 def smooth(rng: np.random.Generator, c: int, h: int, w: int, p: dict[str, Any]) -> Generated:
     rank = min(int(p["rank"]), c)
     latent = _smooth_fields(rng, rank, h, w, float(p["scale"]))  # (R, H, W)
-    mix = rng.standard_normal((c, rank)).astype(np.float32)  # (C, R)
+    # Pattern j has weight (j+1)^-0.75: a decaying spectrum, as in real activations, so
+    # a few directions carry most of the variance and each further one carries less.
+    strength = np.arange(1, rank + 1) ** -0.75
+    mix = (rng.standard_normal((c, rank)) * strength).astype(np.float32)  # (C, R)
     maps = np.einsum("cr,rhw->chw", mix, latent)  # (C, H, W)
     maps += float(p["noise"]) * rng.standard_normal((c, h, w)).astype(np.float32)
     return Generated(maps.astype(np.float32), [f"smooth {i}" for i in range(c)])
@@ -136,9 +139,9 @@ class GeneratorInfo:
 
 
 _SMOOTH_PARAMS = {
-    "rank": (8, 1, 1024, "number of independent spatial patterns the channels mix"),
+    "rank": (128, 1, 1024, "independent spatial patterns mixed; pattern j has weight (j+1)^-0.75"),
     "scale": (2.0, 0.0, 64.0, "blur radius of the patterns, in pixels"),
-    "noise": (0.05, 0.0, 10.0, "standard deviation of independent per-channel noise"),
+    "noise": (0.02, 0.0, 10.0, "standard deviation of independent per-channel noise"),
 }
 
 GENERATORS: dict[str, GeneratorInfo] = {

@@ -48,7 +48,7 @@ def test_presets_list_generators_presets_and_limits(client: httpx.Client) -> Non
     body = client.get("/api/v1/presets").json()
     assert set(body["generators"]) >= {"gaussian", "catdog", "smooth", "nonnegative", "edges"}
     assert set(body["weight_presets"]) >= {"identity", "random", "difference", "mean", "pca"}
-    assert body["generators"]["smooth"]["params"]["rank"]["default"] == 8
+    assert body["generators"]["smooth"]["params"]["rank"]["default"] == 128
     assert body["generators"]["gaussian"]["params"]["channels"]["max"] == 1024
     assert "ambiguous" in body["layouts"]["auto_rule"]
 

@@ -46,6 +46,7 @@ def test_smooth_maps_have_low_effective_rank() -> None:
     x -= x.mean(axis=1, keepdims=True)
     s = np.linalg.svd(x, compute_uv=False) ** 2
     assert s[:8].sum() / s.sum() > 0.95
+    assert s[:2].sum() / s.sum() < 0.95
 
 
 def test_catdog_truth_is_where_cat_beats_dog() -> None:

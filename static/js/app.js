@@ -285,6 +285,10 @@ function setFile(kind, file, rerun = true) {
   app.files[kind] = file || null;
   if (!file) $(`${kind}-file`).value = "";
   if (file) app.view.scenario = null;
+  // A matrix typed for the old input rarely fits new activations: start from random weights.
+  if (file && kind === "input" && app.view.spec.weights.matrix) {
+    app.view.spec.weights = { preset: "random", seed: 0 };
+  }
   showControls();
   if (rerun) schedule(0);
 }
