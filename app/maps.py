@@ -49,7 +49,8 @@ def _smooth_fields(rng: np.random.Generator, n: int, h: int, w: int, scale: floa
 def _bump(yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, r: float) -> np.ndarray:
     """(1 − d²/r²)² inside radius r and exactly 0 outside: evidence with a clear edge."""
     d2 = (yy - cy) ** 2 + (xx - cx) ** 2
-    return np.clip(1.0 - d2 / (r * r), 0.0, None) ** 2  # type: ignore[no-any-return]
+    out: np.ndarray = np.clip(1.0 - d2 / (r * r), 0.0, None) ** 2
+    return out
 
 
 def _cats_and_dogs(rng: np.random.Generator, count: int, h: int, w: int) -> tuple[np.ndarray, ...]:

@@ -27,15 +27,20 @@ def colormap(name: str) -> np.ndarray:
     """A 256-entry RGB lookup table, uint8 (256, 3)."""
     from matplotlib import colormaps
 
-    rgba = colormaps[name](np.linspace(0.0, 1.0, 256))
-    return np.rint(rgba[:, :3] * 255).astype(np.uint8)
+    rgba = np.asarray(colormaps[name](np.linspace(0.0, 1.0, 256)))
+    lut: np.ndarray = np.rint(rgba[:, :3] * 255).astype(np.uint8)
+    return lut
 
 
 def colormaps_payload() -> dict[str, Any]:
     return {
-        "sequential": {"name": SEQUENTIAL, "rgb": base64.b64encode(colormap(SEQUENTIAL)).decode()},
-        "diverging": {"name": DIVERGING, "rgb": base64.b64encode(colormap(DIVERGING)).decode()},
+        "sequential": {"name": SEQUENTIAL, "rgb": _b64(colormap(SEQUENTIAL))},
+        "diverging": {"name": DIVERGING, "rgb": _b64(colormap(DIVERGING))},
     }
+
+
+def _b64(a: np.ndarray) -> str:
+    return base64.b64encode(a.tobytes()).decode()
 
 
 def quantise(t: torch.Tensor) -> tuple[bytes, list[float], list[float]]:
@@ -88,7 +93,8 @@ def colourise(a: np.ndarray, lo: np.ndarray, hi: np.ndarray, diverging: bool) ->
     span = np.where(hi > lo, hi - lo, 1.0)
     idx = np.clip((a - lo[:, None, None]) * (255.0 / span)[:, None, None], 0, 255)
     lut = colormap(DIVERGING if diverging else SEQUENTIAL)
-    return lut[np.rint(idx).astype(np.uint8)]
+    rgb: np.ndarray = lut[np.rint(idx).astype(np.uint8)]
+    return rgb
 
 
 def montage_png(
@@ -156,7 +162,10 @@ def montage_png(
 
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     buf = io.BytesIO()
-    np.savez(buf, **{k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()})
+    named: dict[str, Any] = {
+        k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()
+    }
+    np.savez(buf, **named)
     return buf.getvalue()
 
 

@@ -1,0 +1,39 @@
+# onebyone: CPU PyTorch by default. For CUDA, see README ("Docker").
+ARG BASE=python:3.11-slim-bookworm
+FROM ${BASE}
+
+# Where torch comes from: the CPU wheel index by default; for CUDA pass e.g.
+# --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu128
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# Extra pip options, e.g. "--cert /run/ca.pem" behind a TLS-inspecting proxy, or
+# "--find-links /wheels" for a local wheel directory mounted into the build.
+ARG PIP_EXTRA=""
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    ONEBYONE_HOST=0.0.0.0 \
+    ONEBYONE_PORT=8000 \
+    MPLCONFIGDIR=/tmp/matplotlib
+
+WORKDIR /srv/onebyone
+
+# Dependencies first, from pyproject.toml alone, so code changes reuse this layer.
+COPY pyproject.toml README.md ./
+RUN mkdir -p app/routes && touch app/__init__.py app/routes/__init__.py \
+ && pip install ${PIP_EXTRA} --extra-index-url "${TORCH_INDEX}" . \
+ && pip uninstall -y onebyone
+
+COPY app ./app
+COPY static ./static
+COPY templates ./templates
+RUN pip install ${PIP_EXTRA} --no-deps -e . \
+ && useradd --create-home --uid 10001 onebyone
+
+USER onebyone
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+  CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"]
+# The container binds 0.0.0.0 on purpose: -p 8000:8000 publishes it on the host.
+CMD ["onebyone", "serve"]
