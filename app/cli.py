@@ -18,7 +18,13 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
 
+    import os
+
     import uvicorn
+
+    if args.workers > 1 and "ONEBYONE_TORCH_THREADS" not in os.environ:
+        # Workers share the cores: torch in each should not start one thread per core.
+        os.environ["ONEBYONE_TORCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.workers))
 
     uvicorn.run(
         "app.main:app",

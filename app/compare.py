@@ -140,19 +140,42 @@ def run(
     )
 
 
-def summary(cmp: Comparison) -> dict[str, Any]:
+def statistics(cmp: Comparison) -> dict[str, dict[str, list[float]]]:
+    """Per-channel statistics of the four arrays, as lists for JSON."""
+    p = cmp.paths
+    raw = {
+        "input": mixing.channel_stats(cmp.x),
+        "pre_activation": mixing.channel_stats(p.pre_activation),
+    }
+    raw["relu_only"] = mixing.relu_stats(raw["input"], p.relu_only)
+    raw["conv_relu"] = mixing.relu_stats(raw["pre_activation"], p.conv_relu)
+    n = cmp.x.shape[1] * cmp.x.shape[2]
+    out: dict[str, dict[str, list[float]]] = {}
+    for name, st in raw.items():
+        out[name] = {k: [round(v, 6) for v in st[k].cpu().tolist()] for k in ("min", "max", "mean")}
+        out[name]["zero_fraction"] = [v / n for v in st["zero_count"].cpu().tolist()]
+    # What each path's ReLU changed: the values below zero in what it was given.
+    for path, given in (("relu_only", "input"), ("conv_relu", "pre_activation")):
+        out[path]["changed_fraction"] = [v / n for v in raw[given]["negative_count"].cpu().tolist()]
+    return out
+
+
+def summary(cmp: Comparison, stats: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
     """The headline numbers: values each path changed, and whether the two paths agree."""
     x, p = cmp.x, cmp.paths
+    n = x.shape[1] * x.shape[2]
     out: dict[str, Any] = {
-        "relu_only_changed": int((x < 0).sum()),
+        "relu_only_changed": round(sum(stats["relu_only"]["changed_fraction"]) * n),
         "relu_only_values": x.numel(),
-        "conv_relu_changed": int((p.pre_activation < 0).sum()),
+        "conv_relu_changed": round(sum(stats["conv_relu"]["changed_fraction"]) * n),
         "conv_relu_values": p.pre_activation.numel(),
     }
     if p.relu_only.shape == p.conv_relu.shape:
-        diff = (p.relu_only - p.conv_relu).abs()
-        out["paths_max_abs_difference"] = float(diff.max())
-        out["paths_identical"] = bool(torch.equal(p.relu_only, p.conv_relu))
+        identical = torch.equal(p.relu_only, p.conv_relu)
+        out["paths_identical"] = identical
+        out["paths_max_abs_difference"] = (
+            0.0 if identical else float((p.relu_only - p.conv_relu).abs().max())
+        )
     else:
         out["paths_max_abs_difference"] = None
         out["paths_identical"] = False

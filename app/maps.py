@@ -73,7 +73,7 @@ def _cats_and_dogs(rng: np.random.Generator, count: int, h: int, w: int) -> tupl
 
 
 def gaussian(rng: np.random.Generator, c: int, h: int, w: int, p: dict[str, Any]) -> Generated:
-    maps = rng.standard_normal((c, h, w)).astype(np.float32)
+    maps = rng.standard_normal((c, h, w), dtype=np.float32)
     return Generated(maps, [f"noise {i}" for i in range(c)])
 
 

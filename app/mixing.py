@@ -34,19 +34,36 @@ def run_paths(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> Path
 
 
 def channel_stats(t: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-channel min, max, mean and fraction of zeros of a (C, H, W) tensor; each (C,)."""
+    """Per-channel statistics of a (C, H, W) tensor, each (C,).
+
+    min, max, mean, and the counts of exact zeros and of values below zero (the
+    values a ReLU changes).
+    """
     flat = t.reshape(t.shape[0], -1)  # (C, H·W)
+    lo, hi = torch.aminmax(flat, dim=1)
+    # One pass of sign() gives both counts: Σsign = pos − neg and Σ|sign| = pos + neg.
+    # Float sums of ±1 stay exact integers while H·W < 2**24, far above our limits.
+    s = torch.sign(flat)
+    balance = s.sum(dim=1)
+    nonzero = s.abs_().sum(dim=1)
     return {
-        "min": flat.amin(dim=1),
-        "max": flat.amax(dim=1),
+        "min": lo,
+        "max": hi,
         "mean": flat.mean(dim=1),
-        "zero_fraction": (flat == 0).float().mean(dim=1),
+        "zero_count": (flat.shape[1] - nonzero).round().long(),
+        "negative_count": ((nonzero - balance) / 2).round().long(),
     }
 
 
-def relu_changed(before: torch.Tensor) -> torch.Tensor:
-    """Per channel, the fraction of values a ReLU changes: those below zero. (C,)"""
-    return (before.reshape(before.shape[0], -1) < 0).float().mean(dim=1)
+def relu_stats(before: dict[str, torch.Tensor], after: torch.Tensor) -> dict[str, torch.Tensor]:
+    """channel_stats of `after = relu(before)`, from those of `before` and one pass for the mean."""
+    return {
+        "min": before["min"].clamp_min(0),
+        "max": before["max"].clamp_min(0),
+        "mean": after.reshape(after.shape[0], -1).mean(dim=1),
+        "zero_count": before["zero_count"] + before["negative_count"],
+        "negative_count": torch.zeros_like(before["negative_count"]),
+    }
 
 
 def channel_covariance(x: torch.Tensor) -> torch.Tensor:

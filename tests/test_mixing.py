@@ -53,7 +53,7 @@ def test_identity_weights_equal_relu_only(x: np.ndarray) -> None:
 def test_relu_only_changes_nothing_on_nonnegative_input(x: np.ndarray) -> None:
     t = torch.from_numpy(np.abs(x))
     assert torch.equal(torch.relu(t), t)
-    assert float(mixing.relu_changed(t).sum()) == 0.0
+    assert int(mixing.channel_stats(t)["negative_count"].sum()) == 0
 
 
 @settings(max_examples=40, deadline=None)
@@ -77,8 +77,24 @@ def test_channel_stats_against_numpy() -> None:
     np.testing.assert_allclose(s["min"].numpy(), [-1.0, 1.0])
     np.testing.assert_allclose(s["max"].numpy(), [2.0, 3.0])
     np.testing.assert_allclose(s["mean"].numpy(), x.reshape(2, -1).mean(axis=1))
-    np.testing.assert_allclose(s["zero_fraction"].numpy(), [0.5, 0.0])
-    np.testing.assert_allclose(mixing.relu_changed(torch.from_numpy(x)).numpy(), [0.25, 0.0])
+    np.testing.assert_array_equal(s["zero_count"].numpy(), [2, 0])
+    np.testing.assert_array_equal(s["negative_count"].numpy(), [1, 0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(maps_strategy)
+def test_relu_stats_equal_stats_of_the_relu(x: np.ndarray) -> None:
+    t = torch.from_numpy(x)
+    derived = mixing.relu_stats(mixing.channel_stats(t), torch.relu(t))
+    direct = mixing.channel_stats(torch.relu(t))
+    for key in ("min", "max", "zero_count", "negative_count"):
+        torch.testing.assert_close(derived[key], direct[key], rtol=0, atol=0)
+    np.testing.assert_allclose(
+        direct["mean"].numpy(),
+        np.maximum(x, 0).reshape(x.shape[0], -1).mean(1),
+        rtol=1e-5,
+        atol=1e-3,
+    )
 
 
 def test_principal_directions_keep_svd_variance() -> None:

@@ -1,0 +1,417 @@
+"""The benchmark: `python -m bench [--quick] [--out docs/BENCHMARKS.md]`.
+
+Every comparison is measured side by side in this one run and quoted as medians
+and ratios. Prints one markdown report and writes it to the --out file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import datetime as dt
+import io
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import torch
+
+from app import compare, mixing, render
+from app.config import Settings
+from app.schemas import CompareRequest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def median_ms(fn: Callable[[], Any], repeat: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (
+        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), numpy {np.__version__}, {dev}"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, workers: int = 1) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(self.port),
+             "--workers", str(workers), "--log-level", "warning"],
+            cwd=ROOT,
+        )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/healthz").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def spec(
+    c: int, h: int, w: int, k: int, gen: str = "smooth", device: str = "auto"
+) -> dict[str, Any]:
+    return {
+        "input": {"generator": gen, "height": h, "width": w, "channels": c},
+        "weights": {"preset": "random", "out_channels": k},
+        "device": device,
+    }
+
+
+# ---------------------------------------------------------------- 1. the notebook way
+
+
+def notebook_png(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> bytes:
+    """What a user writes in a notebook: compute both paths, draw a 3 × C grid with matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    relu = torch.relu(x).numpy()
+    conv = torch.relu(torch.nn.functional.conv2d(x[None], w[:, :, None, None], b))[0].numpy()
+    c = x.shape[0]
+    fig, axes = plt.subplots(c, 3, figsize=(6, c * 1.2))
+    for i in range(c):
+        for j, a in enumerate((x.numpy(), relu, conv)):
+            axes[i, j].imshow(a[i], cmap="RdBu_r" if j == 0 else "viridis")
+            axes[i, j].axis("off")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def case_notebook(client: httpx.Client, quick: bool) -> list[list[str]]:
+    body = spec(192, 28, 28, 192)
+    z = np.load(
+        io.BytesIO(client.post("/api/v1/compare", params={"format": "npz"}, json=body).content)
+    )
+    x, w, b = (torch.from_numpy(z[k]) for k in ("input", "weight", "bias"))
+    nb = median_ms(lambda: notebook_png(x, w, b), 1 if quick else 3)
+    ours_png = median_ms(
+        lambda: client.post(
+            "/api/v1/compare", params={"format": "png", "channels": 192}, json=body
+        ),
+        10,
+    )
+    ours_json = median_ms(lambda: client.post("/api/v1/compare", json=body), 10)
+    return [
+        ["notebook: torch + matplotlib 3×192 grid PNG", f"{nb:.0f}", "1×"],
+        [
+            "ours: POST format=png (all 192 channels)",
+            f"{ours_png:.1f}",
+            f"{nb / ours_png:.0f}× faster",
+        ],
+        [
+            "ours: POST format=json (page draws it)",
+            f"{ours_json:.1f}",
+            f"{nb / ours_json:.0f}× faster",
+        ],
+    ]
+
+
+# ---------------------------------------------------------------- 2. the hardware limit
+
+
+def case_gemm(client: httpx.Client, quick: bool) -> list[list[str]]:
+    rows = []
+    shapes = [(256, 224, 224, 256), (512, 112, 112, 512)]
+    for c, h, w, k in shapes:
+        x = torch.randn(c, h, w)
+        wt = torch.randn(k, c)
+        b = torch.randn(k)
+        a = wt.clone()
+        m = x.reshape(c, h * w).clone()
+        macs = k * c * h * w
+        rep = 3 if quick else 7
+        t_mm = median_ms(lambda: torch.mm(a, m), rep)
+        t_conv = median_ms(lambda: mixing.conv1x1(x, wt, b), rep)
+        t_paths = median_ms(lambda: mixing.run_paths(x, wt, b), rep)
+        body = spec(c, h, w, k, "gaussian", "cpu")
+        t_npz = median_ms(
+            lambda: client.post("/api/v1/compare", params={"format": "npz"}, json=body), 3
+        )
+        r = client.post("/api/v1/compare", params={"heatmaps": "true"}, json=body).json()
+        t_json = median_ms(lambda: client.post("/api/v1/compare", json=body), 3)
+        server_compute = r["timings_ms"]["compute"]
+        rows.append([
+            f"{c}→{k} on {h}×{w} ({macs / 1e9:.1f} G MACs)",
+            f"{t_mm:.1f}",
+            f"{2 * macs / t_mm / 1e6:.0f}",
+            f"{t_conv:.1f} ({t_mm / t_conv:.0%})",
+            f"{t_paths:.1f}",
+            f"{server_compute:.1f}",
+            f"{t_json:.0f} ({t_json / server_compute:.1f}×)",
+            f"{t_npz:.0f} ({t_npz / server_compute:.1f}×)",
+        ])  # fmt: skip
+    return rows
+
+
+# ---------------------------------------------------------------- 3. on the wire
+
+
+def case_wire(client: httpx.Client) -> list[list[str]]:
+    body = spec(192, 28, 28, 192)
+    j = client.post("/api/v1/compare", json=body).json()
+    z = np.load(
+        io.BytesIO(client.post("/api/v1/compare", params={"format": "npz"}, json=body).content)
+    )
+    names = ["input", "relu_only", "pre_activation", "conv_relu"]
+    values = sum(z[n].size for n in names)
+    ours = sum(len(json.dumps(j["heatmaps"]["arrays"][n])) for n in names)
+    naive = sum(len(json.dumps(z[n].tolist())) for n in names)
+    short = sum(len(json.dumps(np.round(z[n], 4).tolist())) for n in names)
+    raw = sum(len(base64.b64encode(z[n].tobytes())) for n in names)
+    return [
+        ["JSON floats (json.dumps of the float32 values)", f"{naive / values:.2f}", "1×"],
+        [
+            "JSON floats rounded to 4 decimals",
+            f"{short / values:.2f}",
+            f"{naive / short:.1f}× smaller",
+        ],
+        ["base64 float32", f"{raw / values:.2f}", f"{naive / raw:.1f}× smaller"],
+        [
+            "ours: uint8 per channel, base64, with lo/hi",
+            f"{ours / values:.2f}",
+            f"{naive / ours:.1f}× smaller",
+        ],
+    ]
+
+
+# ---------------------------------------------------------------- 4. in the browser
+
+
+def case_browser(url: str, quick: bool) -> list[list[str]]:
+    from playwright.sync_api import sync_playwright
+
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+    rows = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        for scenario in ("keep192", "reduce64", "relu-enough"):
+            times = []
+            for _ in range(3 if quick else 7):
+                page.goto(f"{url}/?scenario={scenario}")
+                page.wait_for_selector("body[data-status=ready]")
+                times.append(float(page.evaluate("document.body.dataset.renderMs")))
+                drawn = page.locator("canvas.cell[data-drawn]").count()
+                total = page.locator("canvas.cell").count()
+            rows.append([scenario, f"{total}", f"{drawn}", f"{statistics.median(times):.1f}"])
+        browser.close()
+    return rows
+
+
+# ---------------------------------------------------------------- 5. scaling
+
+
+SCALING = [
+    (64, 28, 28, 64),
+    (64, 56, 56, 64),
+    (64, 112, 112, 64),
+    (64, 224, 224, 64),
+    (256, 56, 56, 64),
+    (1024, 56, 56, 64),
+    (256, 56, 56, 256),
+    (256, 56, 56, 1024),
+]
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _scaling_child(c: int, h: int, w: int, k: int) -> None:
+    """Run in a fresh process: peak RSS over the baseline for one JSON comparison."""
+    settings = Settings()
+    req = CompareRequest.model_validate(spec(c, h, w, k, "gaussian", "cpu"))
+    compare.run(CompareRequest.model_validate(spec(2, 4, 4, 2, "gaussian", "cpu")), settings)
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS counter (VmHWM)
+    base = _status_kib("VmRSS")
+    t0 = time.perf_counter()
+    cmp = compare.run(req, settings)
+    t1 = time.perf_counter()
+    render.comparison_json(
+        cmp, heatmap_budget=settings.max_heatmap_values, heatmaps=True, echo_weights=0
+    )
+    t2 = time.perf_counter()
+    peak = _status_kib("VmHWM")
+    print(json.dumps({"compute_ms": (t1 - t0) * 1e3, "total_ms": (t2 - t0) * 1e3,
+                      "peak_mib": (peak - base) / 1024}))  # fmt: skip
+
+
+def case_scaling() -> list[list[str]]:
+    rows = []
+    for c, h, w, k in SCALING:
+        times, peaks = [], []
+        for _ in range(3):
+            out = subprocess.run(
+                [sys.executable, "-m", "bench", "--scaling-child", f"{c},{h},{w},{k}"],
+                cwd=ROOT, capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            times.append(r["total_ms"])
+            peaks.append(r["peak_mib"])
+        data_mib = 4 * (c * h * w + 2 * k * h * w + c * h * w) / 2**20  # input + pre + out + relu
+        macs = k * c * h * w
+        t = statistics.median(times)
+        rows.append([
+            f"{c}", f"{h}×{w}", f"{k}", f"{macs / 1e6:.0f}", f"{t:.1f}",
+            f"{macs / t / 1e6:.2f}", f"{statistics.median(peaks):.0f}", f"{data_mib:.0f}",
+            f"{statistics.median(peaks) / max(data_mib, 1e-9):.1f}×",
+        ])  # fmt: skip
+    return rows
+
+
+# ---------------------------------------------------------------- 6. throughput
+
+
+async def _hammer(url: str, seconds: float, clients: int) -> tuple[int, int]:
+    body = spec(4, 28, 28, 4, "catdog")
+    ok = errors = 0
+    deadline = time.monotonic() + seconds
+
+    async def one(client: httpx.AsyncClient) -> None:
+        nonlocal ok, errors
+        while time.monotonic() < deadline:
+            r = await client.post("/api/v1/compare", json=body)
+            if r.status_code == 200:
+                ok += 1
+            else:
+                errors += 1
+
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        await asyncio.gather(*(one(client) for _ in range(clients)))
+    return ok, errors
+
+
+def case_throughput(quick: bool) -> list[list[str]]:
+    rows = []
+    seconds = 3 if quick else 10
+    for workers in (1, 2):
+        server = Server(workers)
+        try:
+            asyncio.run(_hammer(server.url, 1, 4))
+            ok, errors = asyncio.run(_hammer(server.url, seconds, 8))
+        finally:
+            server.close()
+        rows.append([f"{workers}", "8", f"{seconds}", f"{ok}", f"{errors}", f"{ok / seconds:.0f}"])
+    return rows
+
+
+def table(head: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
+    parser.add_argument("--no-browser", action="store_true")
+    parser.add_argument("--scaling-child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.scaling_child:
+        _scaling_child(*(int(v) for v in args.scaling_child.split(",")))
+        return
+
+    server = Server()
+    parts = [
+        "# Benchmarks",
+        "",
+        f"Command: `.venv/bin/python -m bench{' --quick' if args.quick else ''}`  ",
+        f"Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC  ",
+        f"Machine: {machine()}",
+        "",
+        "All numbers are medians measured side by side in this one run; HTTP times are",
+        "whole requests from a client on loopback to `uvicorn app.main:app`.",
+    ]
+    try:
+        with httpx.Client(base_url=server.url, timeout=300) as client:
+            parts += ["", "## 1. Against the notebook way (28×28×192 → 192)", ""]
+            parts.append(table(["path", "ms", "ratio"], case_notebook(client, args.quick)))
+            parts += ["", "## 2. Against the hardware limit (CPU GEMM)", ""]
+            parts.append(table(
+                ["case", "torch.mm ms", "GEMM GFLOP/s", "our 1×1 conv ms (% of mm)",
+                 "both paths ms", "server compute ms", "HTTP json ms (× compute)",
+                 "HTTP npz ms (× compute)"],
+                case_gemm(client, args.quick),
+            ))  # fmt: skip
+            parts += ["", "## 3. On the wire (heatmaps for 4 × 192 × 28 × 28 values)", ""]
+            parts.append(table(["encoding", "bytes per value", "ratio"], case_wire(client)))
+            if not args.no_browser:
+                parts += [
+                    "",
+                    "## 4. In the browser (headless Chromium, response → visible canvases drawn)",
+                    "",
+                ]
+                parts.append(table(
+                    ["scenario", "canvases", "drawn at once", "ms"], case_browser(server.url, args.quick)
+                ))  # fmt: skip
+    finally:
+        server.close()
+    parts += ["", "## 5. Scaling (one JSON comparison in a fresh process, CPU)", ""]
+    parts.append(table(
+        ["C", "H×W", "K", "M MACs", "ms", "G MACs/s", "peak MiB over baseline",
+         "arrays MiB", "peak / arrays"],
+        case_scaling(),
+    ))  # fmt: skip
+    parts += ["", "## 6. Throughput (catdog 4×28×28, 8 concurrent clients)", ""]
+    parts.append(table(
+        ["workers", "clients", "seconds", "requests", "errors", "req/s"], case_throughput(args.quick)
+    ))  # fmt: skip
+    report = "\n".join(parts) + "\n"
+    print(report)
+    Path(args.out).write_text(report)
+
+
+if __name__ == "__main__":
+    main()
