@@ -34,7 +34,8 @@ class Settings(BaseSettings):
 
     # Concurrent compute jobs, and how many may wait for one, before 503.
     compute_slots: int = Field(default=2, ge=1)
-    queue_limit: int = Field(default=16, ge=0)
+    queue_limit: int = Field(default=64, ge=0)
+    request_timeout_s: float = Field(default=60.0, gt=0)
     torch_threads: int = Field(default=0, ge=0, description="0: torch's default")
 
     cors_origins: list[str] = Field(default_factory=list)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -93,13 +95,14 @@ class HeadersAndLog:
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
-            log.info(
-                "%s %s %d %.1fms",
-                scope["method"],
-                scope["path"],
-                status,
-                (time.perf_counter() - t0) * 1e3,
-            )
+            record = {
+                "method": scope["method"],
+                "path": scope["path"],
+                "query": scope.get("query_string", b"").decode("latin-1"),
+                "status": status,
+                "ms": round((time.perf_counter() - t0) * 1e3, 2),
+            }
+            log.info(json.dumps(record))
 
 
 def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -131,8 +134,19 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(500, "Internal error; it has been logged. Please report it.")
 
 
+def _setup_logging() -> None:
+    """One JSON line per request on stderr; tracebacks of bugs go there too, never to clients."""
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s onebyone %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    _setup_logging()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -149,7 +163,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.gate = api.ComputeGate(settings.compute_slots, settings.queue_limit)
+    app.state.gate = api.ComputeGate(
+        settings.compute_slots, settings.queue_limit, settings.request_timeout_s
+    )
     app.dependency_overrides[get_settings] = lambda: settings
     _install_error_handlers(app)
     app.include_router(api.router)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import io
 import json
 import struct
+import tokenize
 import warnings
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -199,6 +201,17 @@ _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _ZIP_MAGIC = b"PK\x03\x04"
 _MAX_ZIP_MEMBERS = 64
+# What zipfile raises on damaged or hostile archives (found by fuzzing, tests/test_hardening.py).
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    EOFError,
+    ValueError,
+    OSError,
+    OverflowError,
+    zlib.error,
+    NotImplementedError,
+    RuntimeError,
+)
 _ACCEPTED = ".npy, .npz, .pt (zip format, as torch.save writes), .safetensors, PNG or JPEG"
 
 
@@ -242,7 +255,8 @@ def _read_npy(data: bytes, max_values: int, what: str) -> np.ndarray:
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
         else:
             raise UnreadableFile(f"{what}: .npy format version {version} is not supported.")
-    except (ValueError, EOFError, SyntaxError) as exc:
+    except (ValueError, EOFError, SyntaxError, TypeError, KeyError, tokenize.TokenError) as exc:
+        # numpy parses the header with tokenize and ast: a damaged one raises any of these.
         raise UnreadableFile(f"{what} is not a readable .npy file: {exc}") from None
     _check_dtype(dtype, what)
     _check_values(shape, max_values, what)
@@ -270,8 +284,14 @@ def _read_zip_members(zf: zipfile.ZipFile, max_bytes: int, what: str) -> dict[st
     budget = max_bytes
     for info in infos:
         # Read one byte past the declared size: a member that lies about it is caught here.
-        with zf.open(info) as member:
-            blob = member.read(min(info.file_size, budget) + 1)
+        try:
+            with zf.open(info) as member:
+                blob = member.read(min(info.file_size, budget) + 1)
+        except _ZIP_ERRORS as exc:
+            # Damaged headers, bad CRCs, unknown compression, encryption: all unreadable.
+            raise UnreadableFile(
+                f"{what}: member {info.filename!r} cannot be read: {exc}"
+            ) from None
         if len(blob) > info.file_size or len(blob) > budget:
             raise TooLarge(f"{what}: member {info.filename!r} expands beyond its declared size.")
         budget -= len(blob)
@@ -391,7 +411,7 @@ def decode(data: bytes, what: str, *, max_values: int, max_pixels: int) -> Decod
         try:
             zf = zipfile.ZipFile(io.BytesIO(data))
             names = zf.namelist()
-        except (zipfile.BadZipFile, EOFError, ValueError) as exc:
+        except _ZIP_ERRORS as exc:
             raise UnreadableFile(f"{what} is a damaged zip archive: {exc}") from None
         with zf:
             if any(n.endswith("data.pkl") for n in names):
@@ -399,7 +419,7 @@ def decode(data: bytes, what: str, *, max_values: int, max_pixels: int) -> Decod
             if names and all(n.endswith(".npy") for n in names):
                 try:
                     return Decoded(_read_npz(zf, max_values, what), "npz")
-                except (zipfile.BadZipFile, EOFError, OSError) as exc:
+                except _ZIP_ERRORS as exc:
                     raise UnreadableFile(f"{what} is a damaged .npz: {exc}") from None
         raise UnsupportedType(
             f"{what} is a zip archive but neither an .npz nor a torch.save file; "

@@ -36,10 +36,12 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0)
     raise RuntimeError(f"server at {url} not healthy after {timeout}s")
 
 
-def start_server(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start a server process; its output goes to the log file of the same name under /tmp."""
-    log = open(f"/tmp/onebyone-test-{os.getpid()}-{len(args)}.log", "ab")  # noqa: SIM115
-    with log:
+def start_server(
+    args: list[str], env: dict[str, str] | None = None, log_path: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a server process, its output to `log_path` (default: a file under /tmp)."""
+    log_path = log_path or Path(f"/tmp/onebyone-test-{os.getpid()}-{len(args)}.log")
+    with open(log_path, "ab") as log:
         return subprocess.Popen(
             args,
             cwd=ROOT,

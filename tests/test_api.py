@@ -347,3 +347,15 @@ def test_chunked_body_over_limit_is_413_while_streaming(client: httpx.Client) ->
 def test_unknown_format_is_422(client: httpx.Client) -> None:
     r = post(client, {}, "gif")
     assert r.status_code == 422 and "format" in r.json()["detail"]
+
+
+def test_every_endpoint_has_an_openapi_example(client: httpx.Client) -> None:
+    spec = client.get("/openapi.json").json()
+    for path, methods in spec["paths"].items():
+        for method, op in methods.items():
+            if method == "post":
+                content = op["requestBody"]["content"]["application/json"]
+                assert content.get("examples"), path
+            else:
+                ok = op["responses"]["200"]["content"]["application/json"]
+                assert "example" in ok or "examples" in ok, path

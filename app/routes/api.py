@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
 import torch
@@ -18,6 +20,7 @@ from app.errors import Busy, InvalidContent, UnreadableFile, UnsupportedType
 from app.schemas import COMPARE_EXAMPLES, HARD_SIDE, CompareRequest, ErrorResponse, Health
 
 router = APIRouter()
+T = TypeVar("T")
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -33,7 +36,24 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/healthz", response_model=Health, tags=["service"])
+def _example(value: Any) -> dict[int | str, dict[str, Any]]:
+    return {200: {"content": {"application/json": {"example": value}}}}
+
+
+@router.get(
+    "/healthz",
+    response_model=Health,
+    tags=["service"],
+    responses=_example(
+        {
+            "status": "ok",
+            "devices": ["cuda", "cpu"],
+            "device_names": {"cpu": "CPU", "cuda": "NVIDIA H100 80GB HBM3"},
+            "torch": "2.13.0",
+            "version": __version__,
+        }
+    ),
+)
 def healthz() -> dict[str, Any]:
     """Liveness and the compute devices this server has."""
     return {
@@ -45,7 +65,28 @@ def healthz() -> dict[str, Any]:
     }
 
 
-@router.get("/api/v1/presets", tags=["compare"])
+@router.get(
+    "/api/v1/presets",
+    tags=["compare"],
+    responses=_example(
+        {
+            "generators": {
+                "catdog": {
+                    "description": "Channel 0 is cat evidence, channel 1 dog evidence, …",
+                    "min_channels": 2,
+                    "params": {
+                        "height": {"default": 28, "min": 1, "max": 1024},
+                        "blobs": {"default": 2, "min": 1, "max": 32, "description": "…"},
+                    },
+                }
+            },
+            "weight_presets": {"pca": {"description": "…", "params": ["out_channels"]}},
+            "layouts": {"values": ["auto", "chw", "hwc", "nchw", "nhwc"], "auto_rule": "…"},
+            "devices": ["cpu"],
+            "limits": {"max_values": 33554432, "max_upload_bytes": 134217728},
+        }
+    ),
+)
 def presets(settings: SettingsDep) -> dict[str, Any]:
     """Generators and weight presets, with each one's parameters, defaults and limits."""
     common = {
@@ -84,7 +125,16 @@ def presets(settings: SettingsDep) -> dict[str, Any]:
     }
 
 
-@router.get("/api/v1/colormaps", tags=["compare"])
+@router.get(
+    "/api/v1/colormaps",
+    tags=["compare"],
+    responses=_example(
+        {
+            "sequential": {"name": "viridis", "rgb": "RAFUR…(768 bytes, base64)"},
+            "diverging": {"name": "RdBu_r", "rgb": "BTBh…(768 bytes, base64)"},
+        }
+    ),
+)
 def colormaps() -> dict[str, Any]:
     """The colour maps the PNG montage uses, as base64 of 256×3 RGB bytes, for the page."""
     return render.colormaps_payload()
@@ -129,21 +179,53 @@ _OPENAPI_BODY = {
 
 
 class ComputeGate:
-    """Bounded compute: `slots` jobs at once, `queue` waiting, the rest refused with 503."""
+    """Bounded compute: `slots` jobs at once, `queue` more waiting, the rest refused with 503.
 
-    def __init__(self, slots: int, queue: int) -> None:
+    A job over the time budget is answered with 503 at once; its thread cannot be
+    killed, so it keeps its place in the count until it really ends, and the
+    number of jobs in memory never exceeds slots + queue.
+    """
+
+    def __init__(self, slots: int, queue: int, timeout_s: float) -> None:
         self.limiter = anyio.CapacityLimiter(slots)
         self.capacity = slots + queue
+        self.timeout_s = timeout_s
+        self.lock = threading.Lock()
         self.admitted = 0
 
-    async def run(self, fn: Any, *args: Any) -> Any:
-        if self.admitted >= self.capacity:
-            raise Busy("The server is busy: every compute slot is taken. Retry in a moment.")
-        self.admitted += 1
+    async def run(self, fn: Callable[[], T]) -> T:
+        with self.lock:
+            if self.admitted >= self.capacity:
+                raise Busy("The server is busy: every compute slot is taken. Retry in a moment.")
+            self.admitted += 1
+        state = {"started": False, "abandoned": False}
+
+        def job() -> T:
+            with self.lock:
+                if state["abandoned"]:
+                    raise Busy("abandoned before it started")
+                state["started"] = True
+            try:
+                return fn()
+            finally:
+                with self.lock:
+                    self.admitted -= 1
+
         try:
-            return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
-        finally:
-            self.admitted -= 1
+            with anyio.fail_after(self.timeout_s):
+                return await anyio.to_thread.run_sync(
+                    job, limiter=self.limiter, abandon_on_cancel=True
+                )
+        except TimeoutError:
+            with self.lock:
+                state["abandoned"] = True
+                if not state["started"]:
+                    self.admitted -= 1
+            raise Busy(
+                f"The request took longer than its time budget of {self.timeout_s:g} s "
+                "(ONEBYONE_REQUEST_TIMEOUT_S); try smaller maps, or retry when the server "
+                "is less busy."
+            ) from None
 
 
 def _validation_detail(exc: ValidationError, prefix: str = "") -> str:
