@@ -5,9 +5,11 @@ FROM ${BASE}
 # Where torch comes from: the CPU wheel index by default; for CUDA pass e.g.
 # --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu128
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
-# Extra pip options, e.g. "--cert /run/ca.pem" behind a TLS-inspecting proxy, or
-# "--find-links /wheels" for a local wheel directory mounted into the build.
+ARG TORCH_SPEC="torch>=2.4,<2.14"
+# Extra pip options, e.g. "--find-links /wheels" for a local wheel directory mounted
+# into the build; and a CA bundle for pip behind a TLS-inspecting proxy.
 ARG PIP_EXTRA=""
+ARG CA_BUNDLE=""
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -21,17 +23,22 @@ WORKDIR /srv/onebyone
 
 # Dependencies first, from pyproject.toml alone, so code changes reuse this layer.
 COPY pyproject.toml README.md ./
-RUN mkdir -p app/routes && touch app/__init__.py app/routes/__init__.py \
- && pip install ${PIP_EXTRA} --extra-index-url "${TORCH_INDEX}" . \
+# Versions are bounded by TORCH_SPEC and pyproject.toml, not pinned here.
+# hadolint ignore=DL3013
+RUN if [ -n "$CA_BUNDLE" ]; then export PIP_CERT="$CA_BUNDLE"; fi \
+ && pip install ${PIP_EXTRA} --index-url "${TORCH_INDEX}" "${TORCH_SPEC}"
+RUN if [ -n "$CA_BUNDLE" ]; then export PIP_CERT="$CA_BUNDLE"; fi \
+ && mkdir -p app/routes && touch app/__init__.py app/routes/__init__.py \
+ && pip install ${PIP_EXTRA} . \
  && pip uninstall -y onebyone
 
 COPY app ./app
 COPY static ./static
 COPY templates ./templates
-RUN pip install ${PIP_EXTRA} --no-deps -e . \
+RUN pip install ${PIP_EXTRA} --no-deps --no-build-isolation -e . \
  && useradd --create-home --uid 10001 onebyone
 
-USER onebyone
+USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"]

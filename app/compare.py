@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from app import devices, maps, mixing, weights
+from app import devices, experiments, maps, mixing, weights
 from app.config import Settings
 from app.errors import InvalidContent
 from app.schemas import CompareRequest
@@ -88,7 +88,17 @@ def load_input(
         arr = maps.to_chw(maps.pick(input_file, "input", "The input file"), layout)
         c, h, w = arr.shape
         _check_input_size(c, h, w, s)
-        return arr, [f"channel {i}" for i in range(c)], {}, f"file:{input_file.format}"
+        names = [f"channel {i}" for i in range(c)]
+        if spec.features == "filterbank":
+            if input_file.format != "image" or c != 3:
+                raise InvalidContent(
+                    'features "filterbank" turns an RGB image into feature maps; '
+                    f"this input is {input_file.format} with {c} channels."
+                )
+            arr = experiments.filter_bank(torch.from_numpy(arr)).numpy()
+            names = list(experiments.FILTER_BANK)
+            _check_input_size(arr.shape[0], h, w, s)
+        return arr, names, {}, f"file:{input_file.format}"
     info = maps.GENERATORS.get(spec.generator)
     if info is None:
         raise InvalidContent(
@@ -98,9 +108,10 @@ def load_input(
         raise InvalidContent(
             f"The {spec.generator} generator needs channels >= {info.min_channels}."
         )
-    _check_input_size(spec.channels, spec.height, spec.width, s)
+    channels = info.fixed_channels or spec.channels
+    _check_input_size(channels, spec.height, spec.width, s)
     g = maps.generate(
-        spec.generator, spec.channels, spec.height, spec.width, spec.seed, spec.generator_params()
+        spec.generator, channels, spec.height, spec.width, spec.seed, spec.generator_params()
     )
     return g.maps, g.channel_names, g.truth, f"generator:{spec.generator}"
 

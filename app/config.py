@@ -28,6 +28,8 @@ class Settings(BaseSettings):
 
     # JSON heatmaps: values per array before they are subsampled, and channels drawn in the PNG.
     max_heatmap_values: int = Field(default=4 * 1024 * 1024, ge=1)
+    # Input values (C·H·W) of the fit and receptive-field experiments, which do more per value.
+    max_experiment_values: int = Field(default=1024 * 1024, ge=1)
     max_png_channels: int = Field(default=64, ge=1)
     # Explicit weight matrices are echoed as numbers up to this many entries.
     max_echo_weights: int = Field(default=64 * 64, ge=0)

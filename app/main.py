@@ -23,7 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app import __version__, render
 from app.config import Settings, get_settings
 from app.errors import Busy, OneByOneError, TooLarge
-from app.routes import api, pages
+from app.gate import ComputeGate
+from app.routes import api, experiments, pages
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("onebyone")
@@ -163,12 +164,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.gate = api.ComputeGate(
+    app.state.gate = ComputeGate(
         settings.compute_slots, settings.queue_limit, settings.request_timeout_s
     )
     app.dependency_overrides[get_settings] = lambda: settings
     _install_error_handlers(app)
     app.include_router(api.router)
+    app.include_router(experiments.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
 

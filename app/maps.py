@@ -124,12 +124,30 @@ def edges(rng: np.random.Generator, c: int, h: int, w: int, p: dict[str, Any]) -
             y0, y1 = sorted(rng.integers(0, h + 1, size=2))
             x0, x1 = sorted(rng.integers(0, w + 1, size=2))
             maps[i, y0:y1, x0:x1] = rng.uniform(-1.0, 1.0)
+    return Generated(maps, [f"shapes {i}" for i in range(c)], {"edge": edge_mask(maps)})
+
+
+def edge_mask(maps: np.ndarray) -> np.ndarray:
+    """(H, W) bool: pixels that differ from a 4-neighbour in some channel of (C, H, W)."""
+    h, w = maps.shape[1:]
     diff = np.zeros((h, w), dtype=bool)
-    diff[1:, :] |= np.any(maps[:, 1:, :] != maps[:, :-1, :], axis=0)
-    diff[:-1, :] |= np.any(maps[:, 1:, :] != maps[:, :-1, :], axis=0)
-    diff[:, 1:] |= np.any(maps[:, :, 1:] != maps[:, :, :-1], axis=0)
-    diff[:, :-1] |= np.any(maps[:, :, 1:] != maps[:, :, :-1], axis=0)
-    return Generated(maps, [f"shapes {i}" for i in range(c)], {"edge": diff})
+    vertical = np.any(maps[:, 1:, :] != maps[:, :-1, :], axis=0)
+    horizontal = np.any(maps[:, :, 1:] != maps[:, :, :-1], axis=0)
+    diff[1:, :] |= vertical
+    diff[:-1, :] |= vertical
+    diff[:, 1:] |= horizontal
+    diff[:, :-1] |= horizontal
+    return diff
+
+
+def photo(rng: np.random.Generator, c: int, h: int, w: int, p: dict[str, Any]) -> Generated:
+    import torch
+
+    from app.experiments import FILTER_BANK, filter_bank, sample_photo
+
+    rgb = sample_photo(h, w, int(rng.integers(2**31)))
+    maps = filter_bank(torch.from_numpy(rgb)).numpy()
+    return Generated(np.ascontiguousarray(maps), list(FILTER_BANK))
 
 
 @dataclass(frozen=True)
@@ -139,6 +157,8 @@ class GeneratorInfo:
     # Extra parameters: name -> (default, minimum, maximum, what it does).
     params: dict[str, tuple[float, float, float, str]] = field(default_factory=dict)
     min_channels: int = 1
+    # Set where the generator decides the channel count itself.
+    fixed_channels: int | None = None
 
 
 _SMOOTH_PARAMS = {
@@ -173,6 +193,14 @@ GENERATORS: dict[str, GeneratorInfo] = {
         "Piecewise-constant rectangles: a spatial pattern whose edges only a layer that "
         "sees neighbours (3×3) can find.",
         {"rectangles": (3, 0, 64, "rectangles per channel")},
+    ),
+    "photo": GeneratorInfo(
+        photo,
+        "A small outdoor scene drawn at run time (sky, sun, hills, a house), turned into 9 "
+        "signed early-vision feature maps by a fixed filter bank: luminance, two colour-"
+        "opponent channels, edges at 0/45/90/135°, centre-surround at two scales. "
+        "channels is fixed at 9.",
+        fixed_channels=9,
     ),
 }
 

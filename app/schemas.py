@@ -35,6 +35,11 @@ class InputSpec(BaseModel):
     layout: Layout = Field(
         default="auto", description="For uploaded arrays: how their axes are ordered."
     )
+    features: Literal["raw", "filterbank"] = Field(
+        default="raw",
+        description="For uploaded RGB images: the colour channels as they are (raw), or 9 "
+        "early-vision feature maps from the fixed filter bank (filterbank).",
+    )
 
     def generator_params(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("rank", "scale", "noise", "blobs", "rectangles")}
@@ -110,6 +115,80 @@ COMPARE_EXAMPLES: dict[str, dict[str, Any]] = {
             "input": {"generator": "gaussian", "height": 8, "width": 8, "channels": 2},
             "weights": {"matrix": [[1, -1], [0.5, 0.5]], "bias": [0, -0.1]},
             "device": "cpu",
+        },
+    },
+}
+
+
+def _input(**defaults: Any) -> Any:
+    return Field(default_factory=lambda: InputSpec(**defaults))
+
+
+class FitRequest(BaseModel):
+    """Learn a 1×1 conv + ReLU and the best no-mixing model towards a target."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    input: InputSpec = _input(generator="catdog", height=32, width=32, channels=4)
+    target: Literal["cat_over_dog", "upload"] = Field(
+        default="cat_over_dog",
+        description="cat_over_dog: relu(cat − dog), how much more cat than dog (catdog "
+        "generator). upload: the multipart file part `target`, (K, H, W) or (H, W).",
+    )
+    steps: int = Field(default=300, ge=1, le=5000)
+    lr: float = Field(default=0.05, gt=0, le=10)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    every: int = Field(default=10, ge=1, le=5000, description="steps between progress events")
+    device: Device = "auto"
+
+
+class BottleneckRequest(BaseModel):
+    """The variance kept by the best reduction to K channels, for every K, and its cost."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    input: InputSpec = _input(generator="smooth", height=28, width=28, channels=192)
+    kernel: int = Field(default=5, ge=1, le=11, description="the k×k conv after the 1×1")
+    out_channels: int = Field(
+        default=32, ge=1, le=HARD_CHANNELS, description="its outputs (GoogLeNet's 5×5: 32)"
+    )
+    device: Device = "auto"
+
+
+class ReceptiveFieldRequest(BaseModel):
+    """Change one input pixel; which outputs change under a 1×1 and under a 3×3 conv?"""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    input: InputSpec = _input(generator="edges", height=32, width=32, channels=3, rectangles=2)
+    out_channels: int = Field(default=4, ge=1, le=1024)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    pixel: tuple[int, int] | None = Field(default=None, description="(y, x); default the centre")
+    delta: float = Field(default=1.0, description="added to every channel at that pixel")
+    device: Device = "auto"
+
+
+EXPERIMENT_EXAMPLES: dict[str, dict[str, Any]] = {
+    "fit": {
+        "summary": "Learn cat − dog: the 1×1 conv reaches ~0, ReLU-only cannot",
+        "value": {
+            "input": {"generator": "catdog", "height": 32, "width": 32, "channels": 4},
+            "steps": 300,
+        },
+    },
+    "bottleneck": {
+        "summary": "GoogLeNet's 192 → K → 5×5 → 32",
+        "value": {
+            "input": {"generator": "smooth", "channels": 192},
+            "kernel": 5,
+            "out_channels": 32,
+        },
+    },
+    "receptive_field": {
+        "summary": "One pixel changed: 1×1 moves one output pixel, 3×3 a 3×3 patch",
+        "value": {
+            "input": {"generator": "edges", "height": 16, "width": 16, "channels": 4},
+            "pixel": [8, 8],
         },
     },
 }

@@ -61,7 +61,12 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="session")
-def server() -> Iterator[str]:
+def server_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("server") / "server.log"
+
+
+@pytest.fixture(scope="session")
+def server(server_log: Path) -> Iterator[str]:
     """The real app under uvicorn, with small limits so limit tests stay cheap."""
     port = free_port()
     env = {
@@ -83,6 +88,7 @@ def server() -> Iterator[str]:
             "warning",
         ],
         env,
+        server_log,
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
-import anyio
 import torch
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import ValidationError
-from starlette.datastructures import UploadFile
 
 from app import __version__, compare, devices, maps, render, weights
 from app.config import Settings, get_settings
-from app.errors import Busy, InvalidContent, UnreadableFile, UnsupportedType
+from app.gate import ComputeGate
+from app.routes.bodies import parse_body
 from app.schemas import COMPARE_EXAMPLES, HARD_SIDE, CompareRequest, ErrorResponse, Health
 
 router = APIRouter()
-T = TypeVar("T")
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -178,92 +173,6 @@ _OPENAPI_BODY = {
 }
 
 
-class ComputeGate:
-    """Bounded compute: `slots` jobs at once, `queue` more waiting, the rest refused with 503.
-
-    A job over the time budget is answered with 503 at once; its thread cannot be
-    killed, so it keeps its place in the count until it really ends, and the
-    number of jobs in memory never exceeds slots + queue.
-    """
-
-    def __init__(self, slots: int, queue: int, timeout_s: float) -> None:
-        self.limiter = anyio.CapacityLimiter(slots)
-        self.capacity = slots + queue
-        self.timeout_s = timeout_s
-        self.lock = threading.Lock()
-        self.admitted = 0
-
-    async def run(self, fn: Callable[[], T]) -> T:
-        with self.lock:
-            if self.admitted >= self.capacity:
-                raise Busy("The server is busy: every compute slot is taken. Retry in a moment.")
-            self.admitted += 1
-        state = {"started": False, "abandoned": False}
-
-        def job() -> T:
-            with self.lock:
-                if state["abandoned"]:
-                    raise Busy("abandoned before it started")
-                state["started"] = True
-            try:
-                return fn()
-            finally:
-                with self.lock:
-                    self.admitted -= 1
-
-        try:
-            with anyio.fail_after(self.timeout_s):
-                return await anyio.to_thread.run_sync(
-                    job, limiter=self.limiter, abandon_on_cancel=True
-                )
-        except TimeoutError:
-            with self.lock:
-                state["abandoned"] = True
-                if not state["started"]:
-                    self.admitted -= 1
-            raise Busy(
-                f"The request took longer than its time budget of {self.timeout_s:g} s "
-                "(ONEBYONE_REQUEST_TIMEOUT_S); try smaller maps, or retry when the server "
-                "is less busy."
-            ) from None
-
-
-def _validation_detail(exc: ValidationError, prefix: str = "") -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(x) for x in err["loc"])
-        parts.append(f"{prefix}{loc}: {err['msg']}" if loc else f"{prefix}{err['msg']}")
-    return "; ".join(parts)
-
-
-def _parse_spec(raw: bytes | str, what: str) -> CompareRequest:
-    if not raw or (isinstance(raw, bytes | str) and not raw.strip()):
-        return CompareRequest()
-    try:
-        return CompareRequest.model_validate_json(raw)
-    except ValidationError as exc:
-        if any(e["type"] == "json_invalid" for e in exc.errors()):
-            raise UnreadableFile(
-                f"The {what} is not valid JSON: {exc.errors()[0]['msg']}. "
-                'Send an object such as {"input": {"generator": "catdog"}}.'
-            ) from None
-        raise InvalidContent(_validation_detail(exc, f"{what}: ")) from None
-
-
-async def _read_upload(part: Any, name: str, settings: Settings) -> maps.Decoded | None:
-    if part is None:
-        return None
-    if not isinstance(part, UploadFile):
-        raise InvalidContent(f"The multipart part {name!r} must be a file, not a text field.")
-    data = await part.read()
-    return maps.decode(
-        data,
-        f"The {name} file ({part.filename or 'unnamed'})",
-        max_values=settings.max_values,
-        max_pixels=settings.max_image_pixels,
-    )
-
-
 @router.post(
     "/api/v1/compare",
     tags=["compare"],
@@ -300,30 +209,8 @@ async def compare_endpoint(
     an optional `weights` file and an optional `spec` JSON part.
     """
     started = time.perf_counter()
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    input_file = weights_file = None
-    if ctype == "multipart/form-data":
-        async with request.form(max_files=2, max_fields=4, max_part_size=1 << 20) as form:
-            unknown = set(form.keys()) - {"input", "weights", "spec"}
-            if unknown:
-                raise InvalidContent(
-                    f"Unknown multipart parts: {', '.join(sorted(unknown))}; "
-                    "send input, weights and spec."
-                )
-            if form.get("input") is None:
-                raise InvalidContent("The multipart body needs a file part named 'input'.")
-            spec_part = form.get("spec")
-            if isinstance(spec_part, UploadFile):
-                spec_part = (await spec_part.read()).decode("utf-8", "replace")
-            req = _parse_spec(spec_part or "", "spec part")
-            input_file = await _read_upload(form.get("input"), "input", settings)
-            weights_file = await _read_upload(form.get("weights"), "weights", settings)
-    elif ctype in ("application/json", ""):
-        req = _parse_spec(await request.body(), "JSON body")
-    else:
-        raise UnsupportedType(
-            f"Content-Type {ctype!r} is not accepted; send application/json or multipart/form-data."
-        )
+    req, files = await parse_body(request, CompareRequest, ("input", "weights"), "input", settings)
+    input_file, weights_file = files["input"], files["weights"]
     decode_ms = (time.perf_counter() - started) * 1e3
     gate: ComputeGate = request.app.state.gate
 

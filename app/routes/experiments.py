@@ -1,0 +1,307 @@
+"""Experiment endpoints: fit (JSON or a Server-Sent Events stream), bottleneck, receptive field."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import anyio
+import numpy as np
+import torch
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from app import compare, devices, experiments, maps, mixing, render
+from app.config import Settings, get_settings
+from app.errors import InvalidContent, OneByOneError
+from app.gate import ComputeGate
+from app.routes.api import ERRORS
+from app.routes.bodies import parse_body
+from app.schemas import (
+    EXPERIMENT_EXAMPLES,
+    BottleneckRequest,
+    CompareRequest,
+    FitRequest,
+    InputSpec,
+    ReceptiveFieldRequest,
+)
+
+router = APIRouter(prefix="/api/v1/experiments", tags=["experiments"])
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+log = logging.getLogger("onebyone")
+
+
+def _body(name: str, model: type[Any], files: dict[str, str]) -> dict[str, Any]:
+    props = {
+        part: {"type": "string", "format": "binary", "description": text}
+        for part, text in files.items()
+    }
+    props["spec"] = {"type": "string", "description": "JSON with the same fields as the JSON body"}
+    return {
+        "requestBody": {
+            "required": False,
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": f"#/components/schemas/{model.__name__}"},
+                    "examples": {name: EXPERIMENT_EXAMPLES[name]},
+                },
+                "multipart/form-data": {"schema": {"type": "object", "properties": props}},
+            },
+        }
+    }
+
+
+def _load(spec: InputSpec, upload: maps.Decoded | None, settings: Settings, limit: int) -> Any:
+    """Feature maps for an experiment: generated or uploaded, checked against `limit` values."""
+    arr, names, truth, source = compare.load_input(CompareRequest(input=spec), upload, settings)
+    if arr.size > limit:
+        raise InvalidContent(
+            f"This experiment takes at most {limit} input values (C·H·W); the input has "
+            f"{arr.size}. Use a smaller map (ONEBYONE_MAX_EXPERIMENT_VALUES)."
+        )
+    return arr, names, truth, source
+
+
+def _target(
+    req: FitRequest, arr: np.ndarray, upload: maps.Decoded | None, input_uploaded: bool
+) -> np.ndarray:
+    """The map to learn, (K, H, W)."""
+    h, w = arr.shape[1:]
+    if req.target == "upload":
+        if upload is None:
+            raise InvalidContent('target "upload" needs a multipart file part named "target".')
+        t = maps.to_chw(maps.pick(upload, "target", "The target file"), "chw", "target")
+        if t.shape[1:] != (h, w):
+            raise InvalidContent(
+                f"The target is {t.shape[1]}×{t.shape[2]} but the input is {h}×{w}; "
+                "they must have the same height and width."
+            )
+        return t
+    if req.input.generator != "catdog" or input_uploaded:
+        raise InvalidContent(
+            'target "cat_over_dog" needs the catdog generator; for other inputs, upload a '
+            'target and set "target": "upload".'
+        )
+    target: np.ndarray = np.maximum(arr[0] - arr[1], 0.0)[None]  # (1, H, W)
+    return target
+
+
+def _fit_job(
+    req: FitRequest,
+    arr: np.ndarray,
+    target: np.ndarray,
+    progress: experiments.Progress,
+    stop: threading.Event,
+) -> dict[str, Any]:
+    device = devices.resolve(req.device)
+    x = torch.from_numpy(arr).to(device)
+    t = torch.from_numpy(np.ascontiguousarray(target, dtype=np.float32)).to(device)
+    floor, floor_channel = (
+        experiments.no_mixing_floor(
+            arr.reshape(arr.shape[0], -1), target.reshape(target.shape[0], -1).mean(axis=0)
+        )
+        if target.shape[0] == 1
+        else (None, None)
+    )
+    try:
+        with torch.enable_grad():
+            result = experiments.fit(
+                x,
+                t,
+                steps=req.steps,
+                lr=req.lr,
+                seed=req.seed,
+                every=req.every,
+                progress=progress,
+                stop=stop,
+            )
+    except experiments.Cancelled as exc:
+        # Logged here, in the worker: the request that started it may be gone already.
+        log.info(json.dumps({"event": "fit_cancelled", "step": exc.step, "steps": req.steps}))
+        raise
+    result["device"] = device.type
+    result["relu_only_floor"] = floor
+    result["relu_only_floor_channel"] = floor_channel
+    final = result["final"]
+    bound = f"{floor:.4g}" if floor is not None else f"{final['relu_only']:.4g}"
+    result["conclusion"] = (
+        f"ReLU-only cannot do better than {bound} (mean squared error); "
+        f"the 1×1 conv + ReLU reaches {final['conv_relu']:.4g}."
+    )
+    return result
+
+
+@router.post(
+    "/fit",
+    responses=ERRORS,
+    openapi_extra=_body(
+        "fit",
+        FitRequest,
+        {"input": "feature maps, as for /api/v1/compare", "target": "(K, H, W) or (H, W) array"},
+    ),
+)
+async def fit(
+    request: Request,
+    settings: SettingsDep,
+    stream: Annotated[
+        bool, Query(description="Stream progress as Server-Sent Events (also by Accept).")
+    ] = False,
+) -> Response:
+    """Train a 1×1 conv + ReLU and the best model without channel mixing towards a target.
+
+    Returns both loss curves, the final errors, the learned weights and a floor that no
+    per-channel model can beat. With `stream=true` (or `Accept: text/event-stream`) it
+    sends `progress` events and one `result` event; closing the connection cancels it.
+    """
+    req, files = await parse_body(request, FitRequest, ("input", "target"), None, settings)
+    arr, _, _, _ = _load(req.input, files["input"], settings, settings.max_experiment_values)
+    target = _target(req, arr, files["target"], files["input"] is not None)
+    gate: ComputeGate = request.app.state.gate
+    wants_stream = stream or "text/event-stream" in request.headers.get("accept", "")
+    stop = threading.Event()
+    if not wants_stream:
+        result = await gate.run(lambda: _fit_job(req, arr, target, lambda _: None, stop))
+        return JSONResponse(result)
+    return StreamingResponse(
+        _fit_events(gate, req, arr, target, stop),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _fit_events(
+    gate: ComputeGate, req: FitRequest, arr: np.ndarray, target: np.ndarray, stop: threading.Event
+) -> AsyncIterator[str]:
+    send, receive = anyio.create_memory_object_stream[dict[str, Any]](max_buffer_size=10_000)
+
+    def progress(event: dict[str, Any]) -> None:
+        try:
+            anyio.from_thread.run_sync(send.send_nowait, {"event": "progress", **event})
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, RuntimeError):
+            stop.set()  # nobody listens any more
+
+    async def runner() -> None:
+        async with send:
+            try:
+                result = await gate.run(lambda: _fit_job(req, arr, target, progress, stop))
+                await send.send({"event": "result", **result})
+            except experiments.Cancelled:
+                pass  # the client went away; nobody to tell
+            except OneByOneError as exc:
+                await send.send({"event": "error", "status": exc.status_code, "detail": exc.detail})
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(runner)
+            async with receive:
+                async for event in receive:
+                    yield f"event: {event.pop('event')}\ndata: {json.dumps(event)}\n\n"
+    finally:
+        # The client closed the stream (cancel) or it ended: stop the training loop.
+        if not stop.is_set():
+            stop.set()
+
+
+@router.post(
+    "/bottleneck",
+    responses=ERRORS,
+    openapi_extra=_body(
+        "bottleneck", BottleneckRequest, {"input": "feature maps, as for /api/v1/compare"}
+    ),
+)
+async def bottleneck(request: Request, settings: SettingsDep) -> dict[str, Any]:
+    """Variance kept by the best linear reduction to K channels, for every K, and its cost.
+
+    Each row compares a 1×1 reduce C→K followed by a kernel×kernel conv K→out_channels
+    with the kernel×kernel conv C→out_channels alone (`direct`), as in GoogLeNet.
+    """
+    req, files = await parse_body(request, BottleneckRequest, ("input",), None, settings)
+
+    def job() -> dict[str, Any]:
+        arr, _, _, source = compare.load_input(
+            CompareRequest(input=req.input), files["input"], settings
+        )
+        device = devices.resolve(req.device)
+        with torch.inference_mode():
+            out = experiments.bottleneck(
+                torch.from_numpy(arr).to(device), req.kernel, req.out_channels
+            )
+        out["input_source"] = source
+        out["device"] = device.type
+        return out
+
+    gate: ComputeGate = request.app.state.gate
+    return await gate.run(job)
+
+
+@router.post(
+    "/receptive-field",
+    responses=ERRORS,
+    openapi_extra=_body(
+        "receptive_field", ReceptiveFieldRequest, {"input": "feature maps, as for /api/v1/compare"}
+    ),
+)
+async def receptive_field(request: Request, settings: SettingsDep) -> dict[str, Any]:
+    """Who sees the neighbours? One input pixel changed under a 1×1 and a 3×3 conv, and the
+    edges that a 3×3 layer finds and no 1×1 layer can."""
+    req, files = await parse_body(request, ReceptiveFieldRequest, ("input",), None, settings)
+
+    def job() -> dict[str, Any]:
+        arr, names, _, source = _load(
+            req.input, files["input"], settings, settings.max_experiment_values
+        )
+        c, h, w = arr.shape
+        y, x = req.pixel if req.pixel is not None else (h // 2, w // 2)
+        if not (0 <= y < h and 0 <= x < w):
+            raise InvalidContent(f"pixel ({y}, {x}) is outside the {h}×{w} map.")
+        device = devices.resolve(req.device)
+        with torch.inference_mode():
+            t = torch.from_numpy(arr).to(device)
+            changed = experiments.receptive_field(t, req.out_channels, req.seed, (y, x), req.delta)
+            edges = experiments.edge_detector(t)  # (H, W)
+            truth = maps.edge_mask(arr)
+            found = (edges > 0).cpu().numpy()
+            best_1x1 = experiments.best_pointwise_agreement(t, torch.from_numpy(truth))
+            maps_out = torch.stack(
+                [t[0], edges, torch.from_numpy(truth.astype(np.float32)).to(device)]
+            )
+            heat = render.heatmap(maps_out, 1)
+        k = req.out_channels
+        return {
+            "input_source": source,
+            "channel_names": names,
+            "device": device.type,
+            "pixel": [y, x],
+            "changed": changed,
+            "expected": {
+                "conv1x1": [[y, x]],
+                "conv3x3": [
+                    [yy, xx]
+                    for yy in range(y - 1, y + 2)
+                    for xx in range(x - 1, x + 2)
+                    if 0 <= yy < h and 0 <= xx < w
+                ],
+            },
+            "cost": {
+                "conv1x1": mixing.layer_cost(c, k, h, w, 1),
+                "conv3x3": mixing.layer_cost(c, k, h, w, 3),
+            },
+            "edges": {
+                "fraction": float(truth.mean()),
+                "conv3x3_agreement": float((found == truth).mean()),
+                "best_1x1_agreement": best_1x1,
+                "conv3x3_filters": 8 * c,
+            },
+            "heatmaps": {
+                "height": h,
+                "width": w,
+                "names": ["input channel 0", "3×3 edge layer", "true edges"],
+                **heat,
+            },
+        }
+
+    gate: ComputeGate = request.app.state.gate
+    return await gate.run(job)
