@@ -114,7 +114,7 @@ def page_spec(page: Page) -> dict[str, Any]:
     return spec
 
 
-SCENARIOS = ["relu-enough", "relu-on-relu", "keep192", "reduce64", "identity"]
+SCENARIOS = ["relu-enough", "relu-on-relu", "keep192", "reduce64", "identity", "photo"]
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -327,3 +327,36 @@ def test_pure_js_functions_match_numpy(page: Page) -> None:
     assert got["roundtrip"] == got["view"]
     assert got["quote"] == "'it'\\''s'"
     assert got["b64"] == [0, 1, 2, 255]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "expect"),
+    [
+        ("neighbours", "the 1×1 output changed at 1 pixel, the 3×3 output at 9"),
+        ("bottleneck", "of the variance and costs"),
+        ("fit", "ReLU-only cannot do better than"),
+    ],
+)
+def test_experiment_scenarios_state_their_conclusion(page: Page, scenario: str, expect: str) -> None:
+    page.open()
+    page.after(lambda: page.page.click(f"button[data-scenario={scenario}]"))
+    if scenario == "fit":
+        page.page.wait_for_selector("#exp-headline[data-result]", timeout=60_000)
+    assert expect in page.page.inner_text("#exp-headline")
+    assert page.page.is_hidden("#panels") and page.page.is_visible("#experiment")
+    assert f"scenario={scenario}" in page.page.url
+
+
+def test_fit_streams_progress_and_cancels(page: Page) -> None:
+    page.open()
+    page.page.click("button[data-scenario=fit]")
+    page.page.wait_for_selector("#fit-progress")
+    deadline = time.monotonic() + 30
+    while float(page.page.evaluate("document.getElementById('fit-progress').value")) < 5:
+        assert time.monotonic() < deadline
+        page.page.wait_for_timeout(10)
+    page.page.click("#fit-cancel")
+    page.page.wait_for_selector("#fit-status[data-cancelled]")
+    status = page.page.inner_text("#fit-status")
+    step = int(status.split("step ")[1].rstrip("."))
+    assert 5 <= step < 500, status

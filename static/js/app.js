@@ -11,7 +11,8 @@ import {
   unpack,
   valueAt,
 } from "./heatmap.js";
-import { SCENARIOS, curlCommand, fromQuery, toQuery, viewFor } from "./state.js";
+import { EXPERIMENTS, runExperiment } from "./experiments.js";
+import { EXPERIMENT_IDS, SCENARIOS, curlCommand, fromQuery, toQuery, viewFor } from "./state.js";
 
 const $ = (id) => document.getElementById(id);
 const SMALL_LAYER = 16; // up to 16 × 16 weights are editable cells
@@ -46,6 +47,7 @@ function requestBody(format) {
   const spec = structuredClone(app.view.spec);
   if (!app.files.input) {
     delete spec.input.layout;
+    delete spec.input.features;
     return { body: JSON.stringify(spec), headers: { "Content-Type": "application/json" } };
   }
   const form = new FormData();
@@ -154,7 +156,7 @@ function setupControls() {
       return [d, ok ? d : `${d} — not available on this server`, !ok, ok ? "" : "This server has no such device"];
     }),
   );
-  for (const id of ["generator", "height", "width", "channels", "seed", "layout"]) {
+  for (const id of ["generator", "height", "width", "channels", "seed", "layout", "filterbank"]) {
     $(id).addEventListener("change", () => onControl("input"));
   }
   for (const id of ["preset", "out-channels", "wseed", "positive", "negative"]) {
@@ -211,6 +213,7 @@ function showControls() {
   $("channels").value = input.channels;
   $("seed").value = input.seed ?? 0;
   $("layout").value = input.layout || "auto";
+  $("filterbank").checked = input.features === "filterbank";
   $("preset").value = weights.matrix ? "matrix" : weights.preset || "random";
   $("out-channels").value = weights.out_channels ?? "";
   $("wseed").value = weights.seed ?? 0;
@@ -232,6 +235,7 @@ function showControls() {
   $("preset").disabled = Boolean(app.files.weights);
   for (const id of ["generator", "height", "width", "channels", "seed"]) $(id).disabled = Boolean(app.files.input);
   $("layout").disabled = !app.files.input;
+  $("filterbank").disabled = !app.files.input;
   $("clear-input").hidden = !app.files.input;
   $("clear-weights").hidden = !app.files.weights;
 }
@@ -250,6 +254,7 @@ function onControl(kind) {
     channels: intOr("channels", 4),
     seed: intOr("seed", 0),
     layout: $("layout").value,
+    features: $("filterbank").checked ? "filterbank" : "raw",
   };
   spec.device = $("device").value;
   const preset = $("preset").value;
@@ -269,8 +274,43 @@ function onControl(kind) {
     spec.weights = { matrix: app.result.layer.weight, bias: app.result.layer.bias };
   }
   app.view.scenario = null;
+  showMode();
   showControls();
   schedule(kind === "weights" ? 250 : 50);
+}
+
+/** Compare mode shows the numbers and panels; an experiment scenario shows its own view. */
+function showMode() {
+  const experiment = EXPERIMENT_IDS.includes(app.view.scenario);
+  for (const id of ["numbers", "panel-bar", "panels"]) $(id).hidden = experiment;
+  $("experiment").hidden = !experiment;
+  document.querySelector("main.layout").classList.toggle("experiment-mode", experiment);
+  return experiment;
+}
+
+async function startExperiment() {
+  if (app.controller) app.controller.abort();
+  clearTimeout(app.timer);
+  const controller = new AbortController();
+  app.controller = controller;
+  const exp = EXPERIMENTS[app.view.scenario];
+  $("point").textContent = exp.point;
+  $("headline").textContent = "";
+  document.body.dataset.status = "loading";
+  updateShare();
+  try {
+    await runExperiment(app.view.scenario, $("experiment"), { signal: controller.signal, luts: app.luts });
+  } catch (err) {
+    if (err.name === "AbortError") return;
+    showError(0, err.message);
+    document.body.dataset.status = "error";
+    return;
+  }
+  if (controller !== app.controller) return;
+  clearErrors();
+  app.runs += 1;
+  document.body.dataset.runs = String(app.runs);
+  document.body.dataset.status = "ready";
 }
 
 function selectScenario(id) {
@@ -278,7 +318,8 @@ function selectScenario(id) {
   setFile("input", null, false);
   setFile("weights", null, false);
   showControls();
-  schedule(0);
+  if (showMode()) startExperiment();
+  else schedule(0);
 }
 
 function setFile(kind, file, rerun = true) {
@@ -703,7 +744,8 @@ async function start() {
   app.view = fromQuery(location.search);
   setupControls();
   showControls();
-  await run();
+  if (showMode()) await startExperiment();
+  else await run();
 }
 
 start();

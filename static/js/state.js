@@ -86,7 +86,23 @@ export const SCENARIOS = [
         ? `Both paths match exactly: all ${r.summary.relu_only_values} values are identical (max |difference| = 0).`
         : `The paths differ by up to ${fmtNum(r.summary.paths_max_abs_difference)}.`,
   },
+  {
+    id: "photo",
+    title: "A real photo",
+    point:
+      "Real pictures work too: this photo, drawn by the project at run time, becomes 9 signed early-vision feature maps (luminance, colour opponents, oriented edges, centre-surround). A 1×1 conv mixes them; PCA to 3 shows how much they share.",
+    spec: {
+      input: { generator: "photo", height: 96, width: 128, channels: 9, seed: 0 },
+      weights: { preset: "pca", out_channels: 3 },
+      device: "auto",
+    },
+    headline: (r) =>
+      `${r.shapes.input[0]} feature maps of the photo reduced to 3 keep ${r.layer.variance_kept === undefined ? "—" : pct(r.layer.variance_kept)} of the variance; ReLU-only zeroed ${r.summary.relu_only_changed.toLocaleString("en-US")} of ${r.summary.relu_only_values.toLocaleString("en-US")} values.`,
+  },
 ];
+
+/** Scenarios that run an experiment endpoint instead of /api/v1/compare (experiments.js). */
+export const EXPERIMENT_IDS = ["neighbours", "fit", "bottleneck"];
 
 function pct(x) {
   return `${(100 * x).toFixed(1)}%`;
@@ -107,7 +123,8 @@ function fmtNum(x) {
  */
 export function viewFor(id) {
   const s = SCENARIOS.find((x) => x.id === id) || SCENARIOS[0];
-  return { scenario: s.id, spec: structuredClone(s.spec), scale: "shared", extra: false };
+  const scenario = EXPERIMENT_IDS.includes(id) ? id : s.id;
+  return { scenario, spec: structuredClone(s.spec), scale: "shared", extra: false };
 }
 
 /**
