@@ -99,19 +99,43 @@ def colourise(a: np.ndarray, lo: np.ndarray, hi: np.ndarray, diverging: bool) ->
     return rgb
 
 
+@lru_cache(maxsize=4096)
+def _stamp(text: str) -> np.ndarray:
+    """Dark text on white as (h, w, 3) uint8, rendered once per distinct string."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(12)
+    right = int(font.getbbox(text)[2])
+    img = Image.new("RGB", (max(1, right), 16), (255, 255, 255))
+    ImageDraw.Draw(img).text((0, 0), text, fill=(20, 20, 20), font=font)
+    stamp: np.ndarray = np.asarray(img)
+    return stamp
+
+
+def _put_text(canvas: np.ndarray, x: int, y: int, text: str) -> None:
+    """Draw text into the canvas by darkening (min), clipped at its edges."""
+    stamp = _stamp(text)
+    h = min(stamp.shape[0], canvas.shape[0] - y)
+    w = min(stamp.shape[1], canvas.shape[1] - x)
+    if h > 0 and w > 0:
+        region = canvas[y : y + h, x : x + w]
+        np.minimum(region, stamp[:h, :w], out=region)
+
+
 def montage_png(
-    panels: list[tuple[str, np.ndarray]],
+    panels: list[tuple[str, np.ndarray, int]],
     *,
     mode: ScaleMode,
     max_channels: int,
     total: int,
     title: str,
 ) -> bytes:
-    """One PNG: a column per panel (input, ReLU-only, 1×1 conv + ReLU), a row per channel."""
-    from PIL import Image, ImageDraw, ImageFont
+    """One PNG: a column per panel (input, ReLU-only, 1×1 conv + ReLU), a row per channel.
 
+    `panels` holds (title, the channels to draw (R, H, W), how many the array has).
+    """
     h, w = panels[0][1].shape[1:]
-    rows = min(max(a.shape[0] for _, a in panels), max_channels)
+    rows = min(max(a.shape[0] for _, a, _ in panels), max_channels)
     # Large maps are subsampled to at most 192 px; small maps are enlarged to about 48 px
     # when there are few rows (with many, the PNG's encoding time grows with the area).
     zoom = max(1, 48 // max(h, w)) if rows <= 16 else 1
@@ -122,9 +146,7 @@ def montage_png(
     width = left + len(panels) * (col_w + gap)
     height = top + rows * (th + gap) + bar_h + foot
     canvas = np.full((height, width, 3), 255, dtype=np.uint8)
-    font = ImageFont.load_default(12)
-    labels: list[tuple[int, int, str]] = []
-    for col, (name, a) in enumerate(panels):
+    for col, (name, a, count) in enumerate(panels):
         shown = a[:rows, ::step, ::step]  # (R, H', W')
         lo, hi, div = _panel_range(shown, mode)
         rgb = colourise(shown, lo, hi, div)
@@ -139,26 +161,20 @@ def montage_png(
         canvas[bar_y : bar_y + bar_h, x0 : x0 + col_w] = lut[
             np.linspace(0, 255, col_w).astype(np.uint8)
         ][None]
-        labels.append((x0, 4, f"{name}  {a.shape[0]} ch"))
-        labels.append((x0, 20, "diverging, 0 at centre" if div else "sequential from 0"))
+        _put_text(canvas, x0, 4, f"{name}  {count} ch")
+        _put_text(canvas, x0, 20, "diverging, 0 at centre" if div else "sequential from 0")
         if mode == "shared":
-            labels.append((x0, bar_y + bar_h + 2, f"{lo[0]:.3g}"))
-            labels.append((x0 + col_w - 44, bar_y + bar_h + 2, f"{hi[0]:.3g}"))
+            _put_text(canvas, x0, bar_y + bar_h + 2, f"{lo[0]:.3g}")
+            _put_text(canvas, x0 + col_w - 44, bar_y + bar_h + 2, f"{hi[0]:.3g}")
         else:
-            labels.append((x0, bar_y + bar_h + 2, "per-channel scale"))
-    img = Image.fromarray(canvas)
-    draw = ImageDraw.Draw(img)
+            _put_text(canvas, x0, bar_y + bar_h + 2, "per-channel scale")
     for r in range(rows):
-        draw.text((4, top + r * (th + gap) + th // 2 - 6), str(r), fill=(60, 60, 60), font=font)
-    for x, y, text in labels:
-        draw.text((x, y), text, fill=(20, 20, 20), font=font)
-    shown_note = f"channels 0-{rows - 1} of {total}" + (
+        _put_text(canvas, 4, top + r * (th + gap) + th // 2 - 6, str(r))
+    note = f"channels 0-{rows - 1} of {total}" + (
         f" (capped at {max_channels})" if rows < total else ""
     )
-    draw.text(
-        (4, height - 16), f"{title} | {shown_note} | scale: {mode}", fill=(20, 20, 20), font=font
-    )
-    return encode_png(np.asarray(img))
+    _put_text(canvas, 4, height - 16, f"{title} | {note} | scale: {mode}")
+    return encode_png(canvas)
 
 
 def encode_png(rgb: np.ndarray) -> bytes:

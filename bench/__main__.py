@@ -75,6 +75,7 @@ class Server:
             [sys.executable, "-m", "app.cli", "serve", "--port", str(self.port),
              "--workers", str(workers), "--log-level", "warning"],
             cwd=ROOT,
+            stderr=subprocess.DEVNULL,
         )  # fmt: skip
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -365,7 +366,7 @@ def main() -> None:
 
     server = Server()
     parts = [
-        "# Benchmarks",
+        "## Latest run",
         "",
         f"Command: `.venv/bin/python -m bench{' --quick' if args.quick else ''}`  ",
         f"Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC  ",
@@ -376,21 +377,21 @@ def main() -> None:
     ]
     try:
         with httpx.Client(base_url=server.url, timeout=300) as client:
-            parts += ["", "## 1. Against the notebook way (28×28×192 → 192)", ""]
+            parts += ["", "### 1. Against the notebook way (28×28×192 → 192)", ""]
             parts.append(table(["path", "ms", "ratio"], case_notebook(client, args.quick)))
-            parts += ["", "## 2. Against the hardware limit (CPU GEMM)", ""]
+            parts += ["", "### 2. Against the hardware limit (CPU GEMM)", ""]
             parts.append(table(
                 ["case", "torch.mm ms", "GEMM GFLOP/s", "our 1×1 conv ms (% of mm)",
                  "both paths ms", "server compute ms", "HTTP json ms (× compute)",
                  "HTTP npz ms (× compute)"],
                 case_gemm(client, args.quick),
             ))  # fmt: skip
-            parts += ["", "## 3. On the wire (heatmaps for 4 × 192 × 28 × 28 values)", ""]
+            parts += ["", "### 3. On the wire (heatmaps for 4 × 192 × 28 × 28 values)", ""]
             parts.append(table(["encoding", "bytes per value", "ratio"], case_wire(client)))
             if not args.no_browser:
                 parts += [
                     "",
-                    "## 4. In the browser (headless Chromium, response → visible canvases drawn)",
+                    "### 4. In the browser (headless Chromium, response → visible canvases drawn)",
                     "",
                 ]
                 parts.append(table(
@@ -398,19 +399,34 @@ def main() -> None:
                 ))  # fmt: skip
     finally:
         server.close()
-    parts += ["", "## 5. Scaling (one JSON comparison in a fresh process, CPU)", ""]
+    parts += ["", "### 5. Scaling (one JSON comparison in a fresh process, CPU)", ""]
     parts.append(table(
         ["C", "H×W", "K", "M MACs", "ms", "G MACs/s", "peak MiB over baseline",
          "arrays MiB", "peak / arrays"],
         case_scaling(),
     ))  # fmt: skip
-    parts += ["", "## 6. Throughput (catdog 4×28×28, 8 concurrent clients)", ""]
+    parts += ["", "### 6. Throughput (catdog 4×28×28, 8 concurrent clients)", ""]
     parts.append(table(
         ["workers", "clients", "seconds", "requests", "errors", "req/s"], case_throughput(args.quick)
     ))  # fmt: skip
     report = "\n".join(parts) + "\n"
     print(report)
-    Path(args.out).write_text(report)
+    write_between_markers(Path(args.out), report)
+
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def write_between_markers(path: Path, report: str) -> None:
+    """Replace the generated part of the file, keeping hand-written notes around it."""
+    block = f"{START}\n{report}{END}\n"
+    old = path.read_text() if path.exists() else ""
+    if START in old and END in old:
+        head, rest = old.split(START, 1)
+        tail = rest.split(END, 1)[1].lstrip("\n")
+        path.write_text(head + block + ("\n" + tail if tail else ""))
+    else:
+        path.write_text(block + old)
 
 
 if __name__ == "__main__":

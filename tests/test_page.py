@@ -337,7 +337,9 @@ def test_pure_js_functions_match_numpy(page: Page) -> None:
         ("fit", "ReLU-only cannot do better than"),
     ],
 )
-def test_experiment_scenarios_state_their_conclusion(page: Page, scenario: str, expect: str) -> None:
+def test_experiment_scenarios_state_their_conclusion(
+    page: Page, scenario: str, expect: str
+) -> None:
     page.open()
     page.after(lambda: page.page.click(f"button[data-scenario={scenario}]"))
     if scenario == "fit":

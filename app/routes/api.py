@@ -265,9 +265,9 @@ def _png(cmp: compare.Comparison, scale: Any, max_channels: int) -> bytes:
     k = cmp.layer.weight.shape[0]
     # Only the channels drawn leave the device.
     panels = [
-        ("input", cmp.x[:max_channels].cpu().numpy()),
-        ("ReLU-only", p.relu_only[:max_channels].cpu().numpy()),
-        ("1x1 conv + ReLU", p.conv_relu[:max_channels].cpu().numpy()),
+        ("input", cmp.x[:max_channels].cpu().numpy(), c),
+        ("ReLU-only", p.relu_only[:max_channels].cpu().numpy(), c),
+        ("1x1 conv + ReLU", p.conv_relu[:max_channels].cpu().numpy(), k),
     ]
     title = f"{c}x{h}x{w} -> {k} filters, {cmp.layer.source}, {cmp.device}"
     return render.montage_png(
