@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from app import compare, mixing, render
+from bench.chromium import launch
 from app.config import Settings
 from app.schemas import CompareRequest
 
@@ -228,11 +229,10 @@ def case_wire(client: httpx.Client) -> list[list[str]]:
 def case_browser(url: str, quick: bool) -> list[list[str]]:
     from playwright.sync_api import sync_playwright
 
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+    # fmt: skip
     rows = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         for scenario in ("keep192", "reduce64", "relu-enough"):
             times = []

@@ -1,6 +1,6 @@
 """Refresh docs/screenshot.png: start the service, open the page in headless Chromium, shoot.
 
-Usage: .venv/bin/python scripts/screenshot.py [URL-QUERY] [OUT.png]
+Usage: .venv/bin/python -m bench.screenshot [URL-QUERY] [OUT.png]
 """
 
 from __future__ import annotations
@@ -14,17 +14,9 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import sync_playwright
 
+from bench.chromium import launch
+
 ROOT = Path(__file__).resolve().parent.parent
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def main() -> None:
@@ -55,7 +47,7 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.1)
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            browser = launch(p)
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(f"{url}/{query}")
             page.wait_for_selector("body[data-status=ready]")
