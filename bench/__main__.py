@@ -28,9 +28,9 @@ import numpy as np
 import torch
 
 from app import compare, mixing, render
-from bench.chromium import launch
 from app.config import Settings
 from app.schemas import CompareRequest
+from bench.chromium import launch
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -229,7 +229,6 @@ def case_wire(client: httpx.Client) -> list[list[str]]:
 def case_browser(url: str, quick: bool) -> list[list[str]]:
     from playwright.sync_api import sync_playwright
 
-    # fmt: skip
     rows = []
     with sync_playwright() as p:
         browser = launch(p)
