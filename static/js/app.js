@@ -649,6 +649,7 @@ function readoutAt(row, y, x) {
     const shown = terms.slice(0, 6).map(([w, j]) => `${w >= 0 ? "+" : "−"}${fmt(Math.abs(w))}·c${j}`);
     parts.push(`output ${row} = relu(${shown.join(" ")}${terms.length > 6 ? " …" : ""} ${r.layer.bias[row] >= 0 ? "+" : "−"} ${fmt(Math.abs(r.layer.bias[row]))})`);
   }
+  parts.push(`(heatmap values are within ±${fmt(values.precision)} of the exact ones; the .npz has them all)`);
   const out = $("readout");
   out.textContent = parts.join(" · ");
   out.dataset.values = JSON.stringify(values);
