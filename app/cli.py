@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
+        access_log=False,  # the app logs one JSON line per request itself
     )
 
 
