@@ -64,21 +64,6 @@ def _check_layer_size(k: int, c: int, h: int, w: int, s: Settings) -> None:
         )
 
 
-def _layer_k(req: CompareRequest, c: int, weights_file: maps.Decoded | None) -> int:
-    """K as the request will produce it, known before any tensor exists (for the limits)."""
-    spec = req.weights
-    if weights_file is not None:
-        arr = weights_file.arrays.get("weight", next(iter(weights_file.arrays.values())))
-        return int(arr.shape[0]) if arr.ndim else 1
-    if spec.matrix is not None:
-        return len(spec.matrix)
-    preset = spec.preset or "random"
-    if preset in ("difference", "mean"):
-        return 1
-    default = min(c, 64) if preset == "pca" else c
-    return spec.out_channels if spec.out_channels is not None else default
-
-
 def load_input(
     req: CompareRequest, input_file: maps.Decoded | None, s: Settings
 ) -> tuple[np.ndarray, list[str], dict[str, np.ndarray], str]:
@@ -126,19 +111,15 @@ def run(
     t0 = time.perf_counter()
     arr, names, truth, source = load_input(req, input_file, s)
     c, h, w = arr.shape
-    _check_layer_size(_layer_k(req, c, weights_file), c, h, w, s)
+    _check_layer_size(weights.planned_k(req.weights, c, weights_file), c, h, w, s)
     with torch.inference_mode():
         x = torch.from_numpy(arr).to(device)  # (C, H, W)
         layer = weights.build(req.weights, x, weights_file)
-        _check_layer_size(layer.weight.shape[0], c, h, w, s)
         devices.synchronize(device)
         t1 = time.perf_counter()
         paths = mixing.run_paths(x, layer.weight, layer.bias)
         devices.synchronize(device)
         t2 = time.perf_counter()
-        if layer.weight.shape[0] < c and "variance_kept" not in layer.info:
-            cov = mixing.channel_covariance(x)
-            layer.info["variance_kept"] = mixing.variance_kept(cov, layer.weight)
     return Comparison(
         device=device.type,
         x=x,
@@ -151,8 +132,11 @@ def run(
     )
 
 
-def statistics(cmp: Comparison) -> dict[str, dict[str, list[float]]]:
-    """Per-channel statistics of the four arrays, as lists for JSON."""
+Stats = dict[str, dict[str, torch.Tensor]]
+
+
+def statistics(cmp: Comparison) -> Stats:
+    """Per-channel statistics of the four arrays (mixing.channel_stats), each (C,) or (K,)."""
     p = cmp.paths
     raw = {
         "input": mixing.channel_stats(cmp.x),
@@ -160,6 +144,11 @@ def statistics(cmp: Comparison) -> dict[str, dict[str, list[float]]]:
     }
     raw["relu_only"] = mixing.relu_stats(raw["input"], p.relu_only)
     raw["conv_relu"] = mixing.relu_stats(raw["pre_activation"], p.conv_relu)
+    return raw
+
+
+def stats_json(cmp: Comparison, raw: Stats) -> dict[str, dict[str, list[float]]]:
+    """The statistics as lists for JSON, counts as fractions of the H·W values per channel."""
     n = cmp.x.shape[1] * cmp.x.shape[2]
     out: dict[str, dict[str, list[float]]] = {}
     for name, st in raw.items():
@@ -171,14 +160,13 @@ def statistics(cmp: Comparison) -> dict[str, dict[str, list[float]]]:
     return out
 
 
-def summary(cmp: Comparison, stats: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
+def summary(cmp: Comparison, raw: Stats) -> dict[str, Any]:
     """The headline numbers: values each path changed, and whether the two paths agree."""
     x, p = cmp.x, cmp.paths
-    n = x.shape[1] * x.shape[2]
     out: dict[str, Any] = {
-        "relu_only_changed": round(sum(stats["relu_only"]["changed_fraction"]) * n),
+        "relu_only_changed": int(raw["input"]["negative_count"].sum()),
         "relu_only_values": x.numel(),
-        "conv_relu_changed": round(sum(stats["conv_relu"]["changed_fraction"]) * n),
+        "conv_relu_changed": int(raw["pre_activation"]["negative_count"].sum()),
         "conv_relu_values": p.pre_activation.numel(),
     }
     if p.relu_only.shape == p.conv_relu.shape:
@@ -191,6 +179,18 @@ def summary(cmp: Comparison, stats: dict[str, dict[str, list[float]]]) -> dict[s
         out["paths_max_abs_difference"] = None
         out["paths_identical"] = False
     return out
+
+
+def layer_report(cmp: Comparison) -> dict[str, Any]:
+    """What the layer reports; for a reduction (K < C), the input variance its span keeps.
+
+    Only the JSON format shows it, so only that format pays for the covariance.
+    """
+    info = dict(cmp.layer.info)
+    if cmp.layer.weight.shape[0] < cmp.x.shape[0] and "variance_kept" not in info:
+        cov = mixing.channel_covariance(cmp.x)
+        info["variance_kept"] = mixing.variance_kept(cov, cmp.layer.weight)
+    return info
 
 
 def truth_scores(cmp: Comparison) -> dict[str, Any]:

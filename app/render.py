@@ -235,12 +235,12 @@ def comparison_json(
         },
         "channel_names": cmp.channel_names,
         "summary": compare.summary(cmp, stats),
-        "stats": stats,
+        "stats": compare.stats_json(cmp, stats),
         "cost": {
             "conv1x1": mixing.layer_cost(c, k, h, w, 1),
             "conv3x3": mixing.layer_cost(c, k, h, w, 3),
         },
-        "layer": dict(layer.info),
+        "layer": compare.layer_report(cmp),
         "truth": compare.truth_scores(cmp),
     }
     if k * c <= echo_weights:

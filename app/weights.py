@@ -26,37 +26,39 @@ class Layer:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+Made = tuple[np.ndarray | torch.Tensor, dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class PresetInfo:
-    make: Callable[[WeightsSpec, torch.Tensor], tuple[np.ndarray | torch.Tensor, dict[str, Any]]]
+    # make(spec, x, k): the (K, C) weight for K filters, and what to report about it.
+    make: Callable[[WeightsSpec, torch.Tensor, int], Made]
     description: str
     params: tuple[str, ...]
+    # K when out_channels is not given, from the input's C.
+    default_k: Callable[[int], int]
 
 
-def _k(spec: WeightsSpec, default: int) -> int:
-    return spec.out_channels if spec.out_channels is not None else default
-
-
-def _identity(spec: WeightsSpec, x: torch.Tensor) -> tuple[np.ndarray, dict[str, Any]]:
+def _identity(spec: WeightsSpec, x: torch.Tensor, k: int) -> Made:
     c = x.shape[0]
-    if _k(spec, c) != c:
+    if k != c:
         raise InvalidContent(
             f"The identity preset has K = C = {c} filters; drop out_channels or set it to {c}."
         )
     return np.eye(c, dtype=np.float32), {}
 
 
-def _random(spec: WeightsSpec, x: torch.Tensor) -> tuple[np.ndarray, dict[str, Any]]:
+def _random(spec: WeightsSpec, x: torch.Tensor, k: int) -> Made:
     c = x.shape[0]
     rng = np.random.default_rng(spec.seed)
     # He-normal: keeps the output's scale near the input's after a ReLU.
-    w = rng.standard_normal((_k(spec, c), c)) * np.sqrt(2.0 / c)
+    w = rng.standard_normal((k, c)) * np.sqrt(2.0 / c)
     return w.astype(np.float32), {}
 
 
-def _difference(spec: WeightsSpec, x: torch.Tensor) -> tuple[np.ndarray, dict[str, Any]]:
+def _difference(spec: WeightsSpec, x: torch.Tensor, k: int) -> Made:
     c = x.shape[0]
-    if _k(spec, 1) != 1:
+    if k != 1:
         raise InvalidContent("The difference preset has one filter; drop out_channels or set 1.")
     for name, ch in (("positive", spec.positive), ("negative", spec.negative)):
         if ch >= c:
@@ -70,16 +72,15 @@ def _difference(spec: WeightsSpec, x: torch.Tensor) -> tuple[np.ndarray, dict[st
     return w, {}
 
 
-def _mean(spec: WeightsSpec, x: torch.Tensor) -> tuple[np.ndarray, dict[str, Any]]:
+def _mean(spec: WeightsSpec, x: torch.Tensor, k: int) -> Made:
     c = x.shape[0]
-    if _k(spec, 1) != 1:
+    if k != 1:
         raise InvalidContent("The mean preset has one filter; drop out_channels or set 1.")
     return np.full((1, c), 1.0 / c, dtype=np.float32), {}
 
 
-def _pca(spec: WeightsSpec, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
+def _pca(spec: WeightsSpec, x: torch.Tensor, k: int) -> Made:
     c = x.shape[0]
-    k = _k(spec, min(c, 64))
     if k > c:
         raise InvalidContent(
             f"pca: out_channels = {k} is more than the input's {c} channels; a projection "
@@ -94,26 +95,65 @@ def _pca(spec: WeightsSpec, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, An
 
 PRESETS: dict[str, PresetInfo] = {
     "identity": PresetInfo(
-        _identity, "W = I, K = C. With bias 0, 1×1 conv + ReLU equals ReLU-only.", ("bias",)
+        _identity,
+        "W = I, K = C. With bias 0, 1×1 conv + ReLU equals ReLU-only.",
+        ("bias",),
+        lambda c: c,
     ),
     "random": PresetInfo(
         _random,
         "Seeded He-normal weights, N(0, 2/C): mixes every channel into every output.",
         ("out_channels", "seed", "bias"),
+        lambda c: c,
     ),
     "difference": PresetInfo(
         _difference,
         "One filter: channel `positive` minus channel `negative` (cat − dog).",
         ("positive", "negative", "bias"),
+        lambda c: 1,
     ),
-    "mean": PresetInfo(_mean, "One filter: the mean of all channels.", ("bias",)),
+    "mean": PresetInfo(_mean, "One filter: the mean of all channels.", ("bias",), lambda c: 1),
     "pca": PresetInfo(
         _pca,
         "Projection onto the input's top-K principal directions: the best linear reduction "
         "to K channels. Its bias centres the outputs; reports the variance kept.",
         ("out_channels",),
+        lambda c: min(c, 64),
     ),
 }
+
+
+def _preset(spec: WeightsSpec) -> tuple[str, PresetInfo]:
+    name = spec.preset or "random"
+    info = PRESETS.get(name)
+    if info is None:
+        raise InvalidContent(f"Unknown weight preset {name!r}; use one of: {', '.join(PRESETS)}.")
+    return name, info
+
+
+def _file_weight(decoded: Decoded) -> np.ndarray:
+    """The weight array of an uploaded layer: named weight, or the file's only array."""
+    weight = _named(decoded, "weight")
+    if weight is not None:
+        return weight
+    if len(decoded.arrays) != 1:
+        raise InvalidContent(
+            f"The weights file holds {', '.join(sorted(decoded.arrays))}; it needs one "
+            "array, or a state dict with 'weight' (and optional 'bias'), as "
+            "torch.save(conv.state_dict()) writes for nn.Conv2d(C, K, 1)."
+        )
+    return next(iter(decoded.arrays.values()))
+
+
+def planned_k(spec: WeightsSpec, c: int, decoded: Decoded | None) -> int:
+    """K, the number of filters a request will build, known before any tensor exists."""
+    if decoded is not None:
+        weight = _file_weight(decoded)
+        return int(weight.shape[0]) if weight.ndim else 1
+    if spec.matrix is not None:
+        return len(spec.matrix)
+    _, info = _preset(spec)
+    return spec.out_channels if spec.out_channels is not None else info.default_k(c)
 
 
 def _bias(spec_bias: float | list[float] | None, k: int, where: str) -> np.ndarray:
@@ -143,11 +183,8 @@ def _check_c(weight_shape: tuple[int, ...], c: int, where: str) -> None:
 
 
 def from_preset(spec: WeightsSpec, x: torch.Tensor) -> Layer:
-    name = spec.preset or "random"
-    info = PRESETS.get(name)
-    if info is None:
-        raise InvalidContent(f"Unknown weight preset {name!r}; use one of: {', '.join(PRESETS)}.")
-    w, extra = info.make(spec, x)
+    name, info = _preset(spec)
+    w, extra = info.make(spec, x, planned_k(spec, x.shape[0], None))
     weight = _on(x.device, w)
     k = weight.shape[0]
     if name == "pca":
@@ -183,16 +220,8 @@ def _named(decoded: Decoded, suffix: str) -> np.ndarray | None:
 
 def from_file(decoded: Decoded, spec: WeightsSpec, x: torch.Tensor) -> Layer:
     """An uploaded layer: a (K, C) or (K, C, 1, 1) array, or a state dict with weight [and bias]."""
-    weight = _named(decoded, "weight")
+    weight = _file_weight(decoded)
     bias = _named(decoded, "bias")
-    if weight is None:
-        if len(decoded.arrays) != 1:
-            raise InvalidContent(
-                f"The weights file holds {', '.join(sorted(decoded.arrays))}; it needs one "
-                "array, or a state dict with 'weight' (and optional 'bias'), as "
-                "torch.save(conv.state_dict()) writes for nn.Conv2d(C, K, 1)."
-            )
-        weight = next(iter(decoded.arrays.values()))
     if weight.ndim == 4:
         if weight.shape[2:] != (1, 1):
             raise InvalidContent(
