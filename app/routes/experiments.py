@@ -54,15 +54,22 @@ def _body(name: str, model: type[Any], files: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _load(spec: InputSpec, upload: maps.Decoded | None, settings: Settings, limit: int) -> Any:
-    """Feature maps for an experiment: generated or uploaded, checked against `limit` values."""
-    arr, names, truth, source = compare.load_input(CompareRequest(input=spec), upload, settings)
-    if arr.size > limit:
+def _input(
+    spec: InputSpec,
+    upload: maps.Decoded | None,
+    settings: Settings,
+    device: str,
+    limit: int | None = None,
+) -> tuple[np.ndarray, torch.Tensor, list[str], str]:
+    """An experiment's feature maps, generated or uploaded: as numpy, on the device, their
+    channel names and source. `limit` caps C·H·W for experiments that do more per value."""
+    arr, names, _, source = compare.load_input(CompareRequest(input=spec), upload, settings)
+    if limit is not None and arr.size > limit:
         raise InvalidContent(
             f"This experiment takes at most {limit} input values (C·H·W); the input has "
             f"{arr.size}. Use a smaller map (ONEBYONE_MAX_EXPERIMENT_VALUES)."
         )
-    return arr, names, truth, source
+    return arr, torch.from_numpy(arr).to(devices.resolve(device)), names, source
 
 
 def _target(
@@ -92,17 +99,15 @@ def _target(
 def _fit_job(
     req: FitRequest,
     arr: np.ndarray,
+    x: torch.Tensor,
     target: np.ndarray,
     progress: experiments.Progress,
     stop: threading.Event,
 ) -> dict[str, Any]:
-    device = devices.resolve(req.device)
-    x = torch.from_numpy(arr).to(device)
-    t = torch.from_numpy(np.ascontiguousarray(target, dtype=np.float32)).to(device)
+    t = torch.from_numpy(np.ascontiguousarray(target, dtype=np.float32)).to(x.device)
+    # The floor is for one target map; several targets report the trained loss instead.
     floor, floor_channel = (
-        experiments.no_mixing_floor(
-            arr.reshape(arr.shape[0], -1), target.reshape(target.shape[0], -1).mean(axis=0)
-        )
+        experiments.no_mixing_floor(arr.reshape(arr.shape[0], -1), target.reshape(-1))
         if target.shape[0] == 1
         else (None, None)
     )
@@ -122,7 +127,7 @@ def _fit_job(
         # Logged here, in the worker: the request that started it may be gone already.
         log.info(json.dumps({"event": "fit_cancelled", "step": exc.step, "steps": req.steps}))
         raise
-    result["device"] = device.type
+    result["device"] = x.device.type
     result["relu_only_floor"] = floor
     result["relu_only_floor_channel"] = floor_channel
     final = result["final"]
@@ -157,23 +162,34 @@ async def fit(
     sends `progress` events and one `result` event; closing the connection cancels it.
     """
     req, files = await parse_body(request, FitRequest, ("input", "target"), None, settings)
-    arr, _, _, _ = _load(req.input, files["input"], settings, settings.max_experiment_values)
-    target = _target(req, arr, files["target"], files["input"] is not None)
     gate: ComputeGate = request.app.state.gate
+
+    def prepare() -> tuple[np.ndarray, torch.Tensor, np.ndarray]:
+        # Before any stream starts, so an impossible request still gets its 4xx.
+        limit = settings.max_experiment_values
+        arr, x, _, _ = _input(req.input, files["input"], settings, req.device, limit)
+        return arr, x, _target(req, arr, files["target"], files["input"] is not None)
+
+    arr, x, target = await gate.run(prepare)
     wants_stream = stream or "text/event-stream" in request.headers.get("accept", "")
     stop = threading.Event()
     if not wants_stream:
-        result = await gate.run(lambda: _fit_job(req, arr, target, lambda _: None, stop))
+        result = await gate.run(lambda: _fit_job(req, arr, x, target, lambda _: None, stop))
         return JSONResponse(result)
     return StreamingResponse(
-        _fit_events(gate, req, arr, target, stop),
+        _fit_events(gate, req, arr, x, target, stop),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
 async def _fit_events(
-    gate: ComputeGate, req: FitRequest, arr: np.ndarray, target: np.ndarray, stop: threading.Event
+    gate: ComputeGate,
+    req: FitRequest,
+    arr: np.ndarray,
+    x: torch.Tensor,
+    target: np.ndarray,
+    stop: threading.Event,
 ) -> AsyncIterator[str]:
     send, receive = anyio.create_memory_object_stream[dict[str, Any]](max_buffer_size=10_000)
 
@@ -186,7 +202,7 @@ async def _fit_events(
     async def runner() -> None:
         async with send:
             try:
-                result = await gate.run(lambda: _fit_job(req, arr, target, progress, stop))
+                result = await gate.run(lambda: _fit_job(req, arr, x, target, progress, stop))
                 await send.send({"event": "result", **result})
             except experiments.Cancelled:
                 pass  # the client went away; nobody to tell
@@ -201,8 +217,7 @@ async def _fit_events(
                     yield f"event: {event.pop('event')}\ndata: {json.dumps(event)}\n\n"
     finally:
         # The client closed the stream (cancel) or it ended: stop the training loop.
-        if not stop.is_set():
-            stop.set()
+        stop.set()
 
 
 @router.post(
@@ -221,16 +236,11 @@ async def bottleneck(request: Request, settings: SettingsDep) -> dict[str, Any]:
     req, files = await parse_body(request, BottleneckRequest, ("input",), None, settings)
 
     def job() -> dict[str, Any]:
-        arr, _, _, source = compare.load_input(
-            CompareRequest(input=req.input), files["input"], settings
-        )
-        device = devices.resolve(req.device)
+        _, x, _, source = _input(req.input, files["input"], settings, req.device)
         with torch.inference_mode():
-            out = experiments.bottleneck(
-                torch.from_numpy(arr).to(device), req.kernel, req.out_channels
-            )
+            out = experiments.bottleneck(x, req.kernel, req.out_channels)
         out["input_source"] = source
-        out["device"] = device.type
+        out["device"] = x.device.type
         return out
 
     gate: ComputeGate = request.app.state.gate
@@ -250,16 +260,14 @@ async def receptive_field(request: Request, settings: SettingsDep) -> dict[str, 
     req, files = await parse_body(request, ReceptiveFieldRequest, ("input",), None, settings)
 
     def job() -> dict[str, Any]:
-        arr, names, _, source = _load(
-            req.input, files["input"], settings, settings.max_experiment_values
-        )
+        limit = settings.max_experiment_values
+        arr, t, names, source = _input(req.input, files["input"], settings, req.device, limit)
+        device = t.device
         c, h, w = arr.shape
         y, x = req.pixel if req.pixel is not None else (h // 2, w // 2)
         if not (0 <= y < h and 0 <= x < w):
             raise InvalidContent(f"pixel ({y}, {x}) is outside the {h}×{w} map.")
-        device = devices.resolve(req.device)
         with torch.inference_mode():
-            t = torch.from_numpy(arr).to(device)
             changed = experiments.receptive_field(t, req.out_channels, req.seed, (y, x), req.delta)
             edges = experiments.edge_detector(t)  # (H, W)
             truth = maps.edge_mask(arr)
