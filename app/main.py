@@ -8,7 +8,6 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -26,7 +25,6 @@ from app.errors import Busy, OneByOneError, TooLarge
 from app.gate import ComputeGate
 from app.routes import api, experiments, pages
 
-ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("onebyone")
 
 
@@ -172,7 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(experiments.router)
     app.include_router(pages.router)
-    app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
+    app.mount("/static", StaticFiles(directory=pages.ROOT / "static"), name="static")
 
     if settings.cors_origins:
         app.add_middleware(

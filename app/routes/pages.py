@@ -10,6 +10,7 @@ from fastapi.templating import Jinja2Templates
 
 from app import __version__
 
+# The checkout (or image) root, which holds templates/ and static/.
 ROOT = Path(__file__).resolve().parent.parent.parent
 templates = Jinja2Templates(directory=ROOT / "templates")
 router = APIRouter(include_in_schema=False)
