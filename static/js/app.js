@@ -43,25 +43,31 @@ const app = {
 
 // ---------------------------------------------------------------- requests
 
-function requestBody(format) {
+/** The spec as the server should get it: upload-only fields only with an upload. */
+function specToSend() {
   const spec = structuredClone(app.view.spec);
   if (!app.files.input) {
     delete spec.input.layout;
     delete spec.input.features;
+  }
+  if (app.files.weights) spec.weights = {}; // the file holds the layer
+  return spec;
+}
+
+function requestBody() {
+  const spec = specToSend();
+  if (!app.files.input) {
     return { body: JSON.stringify(spec), headers: { "Content-Type": "application/json" } };
   }
   const form = new FormData();
   form.append("input", app.files.input);
-  if (app.files.weights) {
-    form.append("weights", app.files.weights);
-    spec.weights = {};
-  }
+  if (app.files.weights) form.append("weights", app.files.weights);
   form.append("spec", JSON.stringify(spec));
   return { body: form, headers: {} };
 }
 
 async function fetchCompare(format, signal) {
-  const { body, headers } = requestBody(format);
+  const { body, headers } = requestBody();
   const query = format === "json" ? "format=json" : `format=${format}`;
   return fetch(`/api/v1/compare?${query}`, { method: "POST", body, headers, signal });
 }
@@ -341,9 +347,7 @@ function updateShare() {
   const names = app.files.input
     ? { input: app.files.input.name, weights: app.files.weights ? app.files.weights.name : undefined }
     : {};
-  const spec = structuredClone(app.view.spec);
-  if (!app.files.input) delete spec.input.layout;
-  $("curl").textContent = curlCommand(location.origin, spec, names);
+  $("curl").textContent = curlCommand(location.origin, specToSend(), names);
 }
 
 async function copy(text, done) {

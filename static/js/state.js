@@ -175,7 +175,7 @@ export function shellQuote(s) {
 /**
  * The curl command that sends the same request as the page.
  * @param {string} origin e.g. "http://127.0.0.1:8000"
- * @param {Spec} spec
+ * @param {Spec} spec the spec as sent (without the weights a weights file replaces)
  * @param {{input?: string, weights?: string}} files names of uploaded files, if any
  * @param {string} format json, png or npz
  * @returns {string}
@@ -185,12 +185,8 @@ export function curlCommand(origin, spec, files, format = "json") {
   const out = format === "json" ? "" : ` -o onebyone.${format}`;
   if (files && files.input) {
     const parts = [`-F ${shellQuote(`input=@${files.input}`)}`];
-    const rest = structuredClone(spec);
-    if (files.weights) {
-      parts.push(`-F ${shellQuote(`weights=@${files.weights}`)}`);
-      rest.weights = {};
-    }
-    parts.push(`-F ${shellQuote(`spec=${JSON.stringify(rest)}`)}`);
+    if (files.weights) parts.push(`-F ${shellQuote(`weights=@${files.weights}`)}`);
+    parts.push(`-F ${shellQuote(`spec=${JSON.stringify(spec)}`)}`);
     return `curl -sS -X POST ${url} ${parts.join(" ")}${out}`;
   }
   return `curl -sS -X POST ${url} -H 'Content-Type: application/json' -d ${shellQuote(JSON.stringify(spec))}${out}`;
