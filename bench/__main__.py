@@ -14,7 +14,6 @@ import io
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,8 +30,7 @@ from app import compare, mixing, render
 from app.config import Settings
 from app.schemas import CompareRequest
 from bench.chromium import launch
-
-ROOT = Path(__file__).resolve().parent.parent
+from bench.server import ROOT, running
 
 
 def median_ms(fn: Callable[[], Any], repeat: int, warmup: int = 1) -> float:
@@ -60,36 +58,6 @@ def machine() -> str:
         f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), numpy {np.__version__}, {dev}"
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    def __init__(self, workers: int = 1) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(self.port),
-             "--workers", str(workers), "--log-level", "warning"],
-            cwd=ROOT,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/healthz").status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not start")
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait()
 
 
 def spec(
@@ -336,12 +304,9 @@ def case_throughput(quick: bool) -> list[list[str]]:
     rows = []
     seconds = 3 if quick else 10
     for workers in (1, 2):
-        server = Server(workers)
-        try:
-            asyncio.run(_hammer(server.url, 1, 4))
-            ok, errors = asyncio.run(_hammer(server.url, seconds, 8))
-        finally:
-            server.close()
+        with running(workers) as (url, _):
+            asyncio.run(_hammer(url, 1, 4))
+            ok, errors = asyncio.run(_hammer(url, seconds, 8))
         rows.append([f"{workers}", "8", f"{seconds}", f"{ok}", f"{errors}", f"{ok / seconds:.0f}"])
     return rows
 
@@ -363,7 +328,6 @@ def main() -> None:
         _scaling_child(*(int(v) for v in args.scaling_child.split(",")))
         return
 
-    server = Server()
     parts = [
         "## Latest run",
         "",
@@ -372,32 +336,29 @@ def main() -> None:
         f"Machine: {machine()}",
         "",
         "All numbers are medians measured side by side in this one run; HTTP times are",
-        "whole requests from a client on loopback to `uvicorn app.main:app`.",
+        "whole requests from a client on loopback to `onebyone serve`.",
     ]
-    try:
-        with httpx.Client(base_url=server.url, timeout=300) as client:
-            parts += ["", "### 1. Against the notebook way (28×28×192 → 192)", ""]
-            parts.append(table(["path", "ms", "ratio"], case_notebook(client, args.quick)))
-            parts += ["", "### 2. Against the hardware limit (CPU GEMM)", ""]
+    with running() as (url, _), httpx.Client(base_url=url, timeout=300) as client:
+        parts += ["", "### 1. Against the notebook way (28×28×192 → 192)", ""]
+        parts.append(table(["path", "ms", "ratio"], case_notebook(client, args.quick)))
+        parts += ["", "### 2. Against the hardware limit (CPU GEMM)", ""]
+        parts.append(table(
+            ["case", "torch.mm ms", "GEMM GFLOP/s", "our 1×1 conv ms (% of mm)",
+             "both paths ms", "server compute ms", "HTTP json ms (× compute)",
+             "HTTP npz ms (× compute)"],
+            case_gemm(client, args.quick),
+        ))  # fmt: skip
+        parts += ["", "### 3. On the wire (heatmaps for 4 × 192 × 28 × 28 values)", ""]
+        parts.append(table(["encoding", "bytes per value", "ratio"], case_wire(client)))
+        if not args.no_browser:
+            parts += [
+                "",
+                "### 4. In the browser (headless Chromium, response → visible canvases drawn)",
+                "",
+            ]
             parts.append(table(
-                ["case", "torch.mm ms", "GEMM GFLOP/s", "our 1×1 conv ms (% of mm)",
-                 "both paths ms", "server compute ms", "HTTP json ms (× compute)",
-                 "HTTP npz ms (× compute)"],
-                case_gemm(client, args.quick),
+                ["scenario", "canvases", "drawn at once", "ms"], case_browser(url, args.quick)
             ))  # fmt: skip
-            parts += ["", "### 3. On the wire (heatmaps for 4 × 192 × 28 × 28 values)", ""]
-            parts.append(table(["encoding", "bytes per value", "ratio"], case_wire(client)))
-            if not args.no_browser:
-                parts += [
-                    "",
-                    "### 4. In the browser (headless Chromium, response → visible canvases drawn)",
-                    "",
-                ]
-                parts.append(table(
-                    ["scenario", "canvases", "drawn at once", "ms"], case_browser(server.url, args.quick)
-                ))  # fmt: skip
-    finally:
-        server.close()
     parts += ["", "### 5. Scaling (one JSON comparison in a fresh process, CPU)", ""]
     parts.append(table(
         ["C", "H×W", "K", "M MACs", "ms", "G MACs/s", "peak MiB over baseline",

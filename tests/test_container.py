@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from bench.server import ROOT
 
 pytestmark = pytest.mark.container
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +19,8 @@ from hypothesis import strategies as st
 
 from app import maps
 from app.errors import OneByOneError
+from bench.server import running
 from tests import files
-from tests.conftest import free_port, start_server, stop_server, wait_healthy
 
 LIMITS = {"max_values": 100_000, "max_pixels": 100_000}
 X = np.random.default_rng(0).standard_normal((3, 8, 8)).astype(np.float32)
@@ -96,21 +95,14 @@ def test_no_cors_by_default_and_security_headers(client: httpx.Client) -> None:
 @pytest.fixture
 def tight_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A server with one compute slot, a queue of one, and a short time budget."""
-    port = free_port()
     log = tmp_path / "server.log"
     env = {
         "ONEBYONE_COMPUTE_SLOTS": "1",
         "ONEBYONE_QUEUE_LIMIT": "1",
         "ONEBYONE_REQUEST_TIMEOUT_S": "0.5",
     }
-    args = [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)]
-    proc = start_server(args, env, log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc)
+    with running(env=env, log_path=log) as (url, _):
         yield url, log
-    finally:
-        stop_server(proc)
 
 
 BIG = {

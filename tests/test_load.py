@@ -1,4 +1,4 @@
-"""Load and overload on loopback, bounded in time: scripts/loadtest.py as a test."""
+"""Load and overload on loopback, bounded in time: bench/loadtest.py as a test."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from bench.server import ROOT
 
 pytestmark = pytest.mark.load
 
@@ -17,7 +17,8 @@ def test_load_and_overload() -> None:
     done = subprocess.run(
         [
             sys.executable,
-            "scripts/loadtest.py",
+            "-m",
+            "bench.loadtest",
             "--clients",
             "32",
             "--seconds",

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from bench.server import ROOT
 
 PATHS = ["app", "tests", "scripts", "bench"]
 CHECKS = {

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT, free_port, start_server, stop_server, wait_healthy
+from bench.server import ROOT, free_port, start, stop, wait_healthy
 
 README = (ROOT / "README.md").read_text()
 
@@ -25,13 +25,13 @@ def blocks(lang: str) -> list[str]:
 def readme_server() -> Iterator[str]:
     """The service started exactly as the README says, on a free port."""
     port = free_port()
-    proc = start_server(["bash", "scripts/serve", "--port", str(port)])
+    proc = start(["bash", "scripts/serve", "--port", str(port)])
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, proc, timeout=300)
         yield url
     finally:
-        stop_server(proc)
+        stop(proc)
 
 
 def test_readme_names_the_two_commands() -> None:

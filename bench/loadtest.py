@@ -1,6 +1,6 @@
-"""Load and overload on loopback: `python scripts/loadtest.py [--clients 32] [--seconds 60]`.
+"""Load and overload on loopback: `python -m bench.loadtest [--clients 32] [--seconds 60]`.
 
-Starts its own server (uvicorn app.main:app on a free loopback port), then:
+Starts its own server (`onebyone serve` on a free loopback port), then:
 - load: N clients post the default scenario for S seconds; errors, p50/p99, server RSS;
 - overload: many large requests at once; only 200 and 503 may come back, peak RSS.
 Prints a JSON summary (and a markdown table with --markdown). Bounded in time and count.
@@ -11,17 +11,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.server import running
+
 DEFAULT = {"input": {"generator": "catdog", "height": 28, "width": 28, "channels": 4}}
 LARGE = {
     "input": {"generator": "gaussian", "height": 224, "width": 224, "channels": 128},
@@ -99,31 +97,12 @@ def main() -> None:
     parser.add_argument("--overload", type=int, default=128, help="large requests sent at once")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port),
-         "--log-level", "warning"],
-        cwd=ROOT,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            try:
-                if httpx.get(url + "/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+    with running() as (url, server):
         asyncio.run(load(url, 4, 2, server.pid))  # warm up
         result = {
             "load": asyncio.run(load(url, args.clients, args.seconds, server.pid)),
             "overload": asyncio.run(overload(url, args.overload, server.pid)),
         }
-    finally:
-        server.terminate()
-        server.wait()
     print(json.dumps(result, indent=2))
     if args.markdown:
         for name, row in result.items():
