@@ -300,7 +300,8 @@ def _read_npy(data: bytes, max_values: int, what: str) -> np.ndarray:
 
 
 def _read_zip_members(zf: zipfile.ZipFile, max_bytes: int, what: str) -> dict[str, bytes]:
-    infos = [i for i in zf.infolist() if not i.is_dir()]
+    # Not ZipInfo.is_dir(): it indexes the name, and a damaged entry's name can be empty.
+    infos = [i for i in zf.infolist() if not i.filename.endswith("/")]
     if len(infos) > _MAX_ZIP_MEMBERS:
         raise UnreadableFile(f"{what} has {len(infos)} members; at most {_MAX_ZIP_MEMBERS}.")
     declared = sum(i.file_size for i in infos)

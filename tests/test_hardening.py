@@ -58,6 +58,16 @@ def test_decoders_refuse_damaged_files_cleanly(data: bytes, pos: int, byte: int,
     decode_or_refuse(damaged)
 
 
+def test_zip_member_with_an_empty_name_is_refused() -> None:
+    # Found by hypothesis: zipfile's is_dir() indexes the name and raised IndexError.
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("archive/data.pkl", b"x")
+        zf.writestr(zipfile.ZipInfo(""), b"y")
+    with pytest.raises(OneByOneError):
+        maps.decode(buf.getvalue(), "damaged", **LIMITS)
+
+
 def test_npz_member_lying_about_its_size_is_refused() -> None:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
