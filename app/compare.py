@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from app import devices, experiments, maps, mixing, weights
+from app import devices, generators, mixing, uploads, weights
 from app.config import Settings
 from app.errors import InvalidContent
 from app.schemas import CompareRequest
@@ -30,6 +30,18 @@ class Comparison:
     truth: dict[str, np.ndarray] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The contract's npz arrays, as numpy on the CPU."""
+        p = self.paths
+        return {
+            "input": self.x.cpu().numpy(),
+            "weight": self.layer.weight.cpu().numpy(),
+            "bias": self.layer.bias.cpu().numpy(),
+            "pre_activation": p.pre_activation.cpu().numpy(),
+            "relu_only": p.relu_only.cpu().numpy(),
+            "conv_relu": p.conv_relu.cpu().numpy(),
+        }
+
 
 def _check_input_size(c: int, h: int, w: int, s: Settings) -> None:
     for name, value, limit, env in (
@@ -39,38 +51,49 @@ def _check_input_size(c: int, h: int, w: int, s: Settings) -> None:
     ):
         if value > limit:
             raise InvalidContent(
-                f"The input's {name} is {value}; the limit is {limit} (ONEBYONE_{env})."
+                f"The input's {name} is {value}; the limit is {limit} (ONEBYONE_{env}).",
+                field=f"input.{name}",
+                code="over_limit",
             )
     if c * h * w > s.max_values:
         raise InvalidContent(
             f"The input has C·H·W = {c}·{h}·{w} = {c * h * w} values; the limit is "
-            f"{s.max_values} (ONEBYONE_MAX_VALUES). Make it smaller."
+            f"{s.max_values} (ONEBYONE_MAX_VALUES). Make it smaller.",
+            field="input",
+            code="over_limit",
         )
 
 
 def _check_layer_size(k: int, c: int, h: int, w: int, s: Settings) -> None:
     if k > s.max_out_channels:
         raise InvalidContent(
-            f"K = {k} filters; the limit is {s.max_out_channels} (ONEBYONE_MAX_OUT_CHANNELS)."
+            f"K = {k} filters; the limit is {s.max_out_channels} (ONEBYONE_MAX_OUT_CHANNELS).",
+            field="weights",
+            code="over_limit",
         )
     if k * h * w > s.max_values:
         raise InvalidContent(
-            f"The output has K·H·W = {k * h * w} values; the limit is {s.max_values}."
+            f"The output has K·H·W = {k * h * w} values; the limit is {s.max_values} "
+            "(ONEBYONE_MAX_VALUES).",
+            field="weights",
+            code="over_limit",
         )
     if k * c * h * w > s.max_macs:
         raise InvalidContent(
             f"K·C·H·W = {k * c * h * w} multiply-adds; the limit is {s.max_macs} "
-            "(ONEBYONE_MAX_MACS)."
+            "(ONEBYONE_MAX_MACS).",
+            field="weights",
+            code="over_limit",
         )
 
 
 def load_input(
-    req: CompareRequest, input_file: maps.Decoded | None, s: Settings
+    req: CompareRequest, input_file: uploads.Decoded | None, s: Settings
 ) -> tuple[np.ndarray, list[str], dict[str, np.ndarray], str]:
     spec = req.input
     if input_file is not None:
         layout = input_file.layout or spec.layout
-        arr = maps.to_chw(maps.pick(input_file, "input", "The input file"), layout)
+        arr = uploads.to_chw(uploads.pick(input_file, "input", "The input file"), layout)
         c, h, w = arr.shape
         _check_input_size(c, h, w, s)
         names = [f"channel {i}" for i in range(c)]
@@ -78,24 +101,24 @@ def load_input(
             if input_file.format != "image" or c != 3:
                 raise InvalidContent(
                     'features "filterbank" turns an RGB image into feature maps; '
-                    f"this input is {input_file.format} with {c} channels."
+                    f"this input is {input_file.format} with {c} channels.",
+                    field="input.features",
+                    code="needs_rgb_image",
                 )
-            arr = experiments.filter_bank(torch.from_numpy(arr)).numpy()
-            names = list(experiments.FILTER_BANK)
+            arr = generators.filter_bank(torch.from_numpy(arr)).numpy()
+            names = list(generators.FILTER_BANK)
             _check_input_size(arr.shape[0], h, w, s)
         return arr, names, {}, f"file:{input_file.format}"
-    info = maps.GENERATORS.get(spec.generator)
-    if info is None:
-        raise InvalidContent(
-            f"Unknown generator {spec.generator!r}; use one of: {', '.join(maps.GENERATORS)}."
-        )
+    info = generators.find(spec.generator)
     if spec.channels < info.min_channels:
         raise InvalidContent(
-            f"The {spec.generator} generator needs channels >= {info.min_channels}."
+            f"The {spec.generator} generator needs channels >= {info.min_channels}.",
+            field="input.channels",
+            code="out_of_range",
         )
     channels = info.fixed_channels or spec.channels
     _check_input_size(channels, spec.height, spec.width, s)
-    g = maps.generate(
+    g = generators.generate(
         spec.generator, channels, spec.height, spec.width, spec.seed, spec.generator_params()
     )
     return g.maps, g.channel_names, g.truth, f"generator:{spec.generator}"
@@ -104,8 +127,8 @@ def load_input(
 def run(
     req: CompareRequest,
     s: Settings,
-    input_file: maps.Decoded | None = None,
-    weights_file: maps.Decoded | None = None,
+    input_file: uploads.Decoded | None = None,
+    weights_file: uploads.Decoded | None = None,
 ) -> Comparison:
     device = devices.resolve(req.device)
     t0 = time.perf_counter()

@@ -1,47 +1,79 @@
 """Domain errors, each bound to the HTTP status the API answers with.
 
 The core raises these; `app.main` turns every one into the single error shape
-`{"detail": "..."}`, so no module below the web layer imports FastAPI.
+`{"detail": ..., "field": ..., "code": ...}`, so no module below the web layer
+imports FastAPI. `field` names the part of the request at fault (`input`,
+`input.layout`, `weights.matrix`, `device`, `target`, …) and `code` is a stable,
+machine-readable reason a page or a script can act on; `detail` is for people.
 """
 
 from __future__ import annotations
+
+# Longest excerpt of user input an error message may quote.
+EXCERPT = 40
+
+
+def excerpt(value: object, limit: int = EXCERPT) -> str:
+    """A short, escaped quotation of user input for an error message (never all of it)."""
+    text = value if isinstance(value, str) else str(value)
+    cut = text[:limit]
+    quoted = ascii(cut) if not cut.isprintable() or not cut.isascii() else repr(cut)
+    return quoted + ("…" if len(text) > limit else "")
 
 
 class OneByOneError(Exception):
     """Base class: a refused request, with a message that says how to fix it."""
 
     status_code = 400
+    default_code = "bad_request"
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, *, field: str | None = None, code: str | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.field = field
+        self.code = code or self.default_code
 
 
 class UnreadableFile(OneByOneError):
-    """A file that cannot be decoded (truncated, malformed, wrong contents)."""
+    """A file or body that cannot be decoded (truncated, malformed, wrong contents)."""
 
     status_code = 400
+    default_code = "unreadable"
+
+
+class Forbidden(OneByOneError):
+    """A request from a foreign web page, or for a host name this server does not serve."""
+
+    status_code = 403
+    default_code = "forbidden"
 
 
 class TooLarge(OneByOneError):
     status_code = 413
+    default_code = "too_large"
 
 
 class UnsupportedType(OneByOneError):
     status_code = 415
+    default_code = "unsupported_type"
 
 
 class InvalidContent(OneByOneError):
     """A well-formed request whose content is impossible: shape mismatch, NaN, unknown name."""
 
     status_code = 422
+    default_code = "invalid"
 
 
 class DeviceUnavailable(InvalidContent):
-    pass
+    default_code = "device_unavailable"
+
+    def __init__(self, detail: str, *, field: str | None = "device", code: str | None = None):
+        super().__init__(detail, field=field, code=code)
 
 
 class Busy(OneByOneError):
-    """Every compute slot is taken and the queue is full."""
+    """Every compute slot is taken and the queue is full, or the time budget ran out."""
 
     status_code = 503
+    default_code = "busy"

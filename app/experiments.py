@@ -7,7 +7,6 @@
   the cost of 1×1 reduce + k×k conv against the k×k conv alone.
 - receptive field: which output pixels change when one input pixel changes, under
   a 1×1 and a 3×3 conv; and edges that a 3×3 layer finds and no 1×1 layer can.
-- filter bank: a photo as signed early-vision feature maps.
 """
 
 from __future__ import annotations
@@ -247,91 +246,3 @@ def best_pointwise_agreement(x: torch.Tensor, mask: torch.Tensor) -> float:
     ones = np.bincount(group, weights=labels)
     sizes = np.bincount(group)
     return float(np.maximum(ones, sizes - ones).sum() / len(labels))
-
-
-# ---------------------------------------------------------------- filter bank
-
-FILTER_BANK = [
-    "luminance",
-    "red − green",
-    "blue − yellow",
-    "edges 0°",
-    "edges 45°",
-    "edges 90°",
-    "edges 135°",
-    "centre − surround (fine)",
-    "centre − surround (coarse)",
-]
-
-
-def _gaussian(sigma: float) -> torch.Tensor:
-    r = max(1, math.ceil(3 * sigma))
-    t = torch.arange(-r, r + 1, dtype=torch.float32)
-    g = torch.exp(-(t**2) / (2 * sigma * sigma))
-    return g / g.sum()
-
-
-def _blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (1, 1, H, W), reflecting at the border."""
-    g = _gaussian(sigma).to(img.device)
-    r = g.numel() // 2
-    out = F.conv2d(F.pad(img, (r, r, 0, 0), mode="replicate"), g.view(1, 1, 1, -1))
-    return F.conv2d(F.pad(out, (0, 0, r, r), mode="replicate"), g.view(1, 1, -1, 1))
-
-
-def filter_bank(rgb: torch.Tensor) -> torch.Tensor:
-    """(3, H, W) RGB in [0, 1] -> (9, H, W) signed feature maps, named in FILTER_BANK.
-
-    Luminance and two colour-opponent channels (as in the retina and V1), oriented
-    first derivatives of a slightly blurred luminance at four angles, and two
-    difference-of-Gaussians (centre − surround) at two scales. Each map is centred
-    and scaled to unit standard deviation, as a network's normalisation would.
-    """
-    r, g, b = rgb[0], rgb[1], rgb[2]
-    lum = 0.299 * r + 0.587 * g + 0.114 * b
-    maps = [lum, r - g, b - 0.5 * (r + g)]
-    smooth = _blur(lum[None, None], 1.0)
-    dy = F.pad(smooth, (0, 0, 1, 1), mode="replicate")
-    dx = F.pad(smooth, (1, 1, 0, 0), mode="replicate")
-    gy = 0.5 * (dy[..., 2:, :] - dy[..., :-2, :])[0, 0]
-    gx = 0.5 * (dx[..., :, 2:] - dx[..., :, :-2])[0, 0]
-    for angle in (0.0, 45.0, 90.0, 135.0):
-        a = math.radians(angle)
-        maps.append(math.cos(a) * gx + math.sin(a) * gy)
-    for centre, surround in ((1.0, 3.0), (2.5, 8.0)):
-        dog = _blur(lum[None, None], centre) - _blur(lum[None, None], surround)
-        maps.append(dog[0, 0])
-    out = torch.stack(maps)  # (9, H, W)
-    flat = out.reshape(out.shape[0], -1)
-    mean = flat.mean(dim=1, keepdim=True)
-    std = flat.std(dim=1, keepdim=True).clamp_min(1e-6)
-    return ((flat - mean) / std).reshape(out.shape)
-
-
-def sample_photo(h: int, w: int, seed: int) -> np.ndarray:
-    """A small outdoor scene drawn by the project at run time: (3, H, W) RGB in [0, 1].
-
-    Sky gradient, a sun, two hills, a house with a roof, a door and a window, and a
-    little sensor noise: colour regions, straight and curved edges, textures.
-    """
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    v, u = yy / h, xx / w
-    img = np.empty((3, h, w))
-    img[0], img[1], img[2] = 0.45 + 0.3 * v, 0.65 + 0.2 * v, 0.95 - 0.1 * v  # sky
-    sun = (u - 0.8) ** 2 + (v - 0.18) ** 2 < 0.08**2
-    img[:, sun] = np.array([1.0, 0.85, 0.3])[:, None]
-    hill1 = v > 0.62 + 0.08 * np.sin(6 * u + 1)
-    hill2 = v > 0.72 + 0.05 * np.cos(9 * u)
-    img[:, hill1] = np.array([0.35, 0.6, 0.25])[:, None]
-    img[:, hill2] = np.array([0.25, 0.5, 0.2])[:, None]
-    wall = (u > 0.2) & (u < 0.45) & (v > 0.5) & (v < 0.8)
-    roof = (v <= 0.5) & (v > 0.35) & (np.abs(u - 0.325) < (v - 0.35) * 1.1)
-    img[:, wall] = np.array([0.85, 0.75, 0.6])[:, None]
-    img[:, roof] = np.array([0.6, 0.2, 0.15])[:, None]
-    door = (u > 0.3) & (u < 0.35) & (v > 0.65) & (v < 0.8)
-    window = (u > 0.37) & (u < 0.42) & (v > 0.56) & (v < 0.63)
-    img[:, door] = np.array([0.35, 0.2, 0.1])[:, None]
-    img[:, window] = np.array([0.55, 0.8, 0.95])[:, None]
-    img += 0.02 * rng.standard_normal(img.shape)
-    return np.clip(img, 0.0, 1.0).astype(np.float32)

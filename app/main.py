@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from fastapi import FastAPI, Request
@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import __version__, render
 from app.config import Settings, get_settings
-from app.errors import Busy, OneByOneError, TooLarge
+from app.errors import Busy, OneByOneError, TooLarge, excerpt
 from app.gate import ComputeGate
 from app.routes import api, experiments, pages
 
@@ -49,7 +49,7 @@ class BodyLimit:
         )
         for key, value in scope["headers"]:
             if key == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await JSONResponse({"detail": detail}, 413)(scope, receive, send)
+                await error_response(413, detail, None, "too_large")(scope, receive, send)
                 return
         seen = 0
 
@@ -104,33 +104,62 @@ class HeadersAndLog:
             log.info(json.dumps(record))
 
 
-def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+def error_response(
+    status: int,
+    detail: str,
+    field: str | None = None,
+    code: str = "bad_request",
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """The one error shape of the API."""
+    body = {"detail": detail, "field": field, "code": code}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+# pydantic's error types -> our codes; anything else is "invalid".
+_PYDANTIC_CODES = {
+    "extra_forbidden": "unknown_field",
+    "missing": "missing",
+    "json_invalid": "bad_json",
+}
+
+
+def _loc_field(loc: tuple[Any, ...]) -> str | None:
+    """A pydantic location as our dotted field, without FastAPI's "body"/"query" prefix."""
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    return ".".join(excerpt(p, 40).strip("'") for p in parts) or None
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OneByOneError)
     async def domain_error(request: Request, exc: OneByOneError) -> JSONResponse:
         headers = {"Retry-After": "1"} if isinstance(exc, Busy) else None
-        return _error(exc.status_code, exc.detail, headers)
+        return error_response(exc.status_code, exc.detail, exc.field, exc.code, headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
         parts = []
-        for err in exc.errors():
-            loc = ".".join(str(x) for x in err.get("loc", ()))
-            parts.append(f"{loc}: {err.get('msg')}")
-        return _error(422, "; ".join(parts))
+        for err in errors:
+            parts.append(f"{_loc_field(err.get('loc', ())) or 'request'}: {err.get('msg')}")
+        first = errors[0] if errors else {}
+        code = _PYDANTIC_CODES.get(str(first.get("type")), "invalid")
+        return error_response(422, "; ".join(parts), _loc_field(first.get("loc", ())), code)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail), dict(exc.headers or {}))
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, str(exc.detail), None, code, dict(exc.headers or {}))
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> JSONResponse:
         # A bug, not a bad request: the traceback goes to the log, never to the client.
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _error(500, "Internal error; it has been logged. Please report it.")
+        return error_response(
+            500, "Internal error; it has been logged. Please report it.", None, "internal"
+        )
 
 
 def _setup_logging() -> None:

@@ -76,7 +76,20 @@ class CompareRequest(BaseModel):
 
 
 class ErrorResponse(BaseModel):
+    """Every refusal: a sentence for people, and a field and code for programs."""
+
     detail: str = Field(description="What was wrong and how to fix it.")
+    field: str | None = Field(
+        description="The part of the request at fault, as a dotted path: input, input.layout, "
+        "weights, weights.matrix, device, target, a query parameter such as format, or null "
+        "when it is the request as a whole.",
+        examples=["weights.matrix"],
+    )
+    code: str = Field(
+        description="A stable, machine-readable reason, e.g. shape_mismatch, not_finite, "
+        "unknown_name, unknown_field, over_limit, too_large, unreadable, busy.",
+        examples=["shape_mismatch"],
+    )
 
 
 class Health(BaseModel):

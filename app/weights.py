@@ -14,8 +14,8 @@ import torch
 
 from app import mixing
 from app.errors import InvalidContent
-from app.maps import Decoded, check_finite
 from app.schemas import WeightsSpec
+from app.uploads import Decoded, check_finite
 
 
 @dataclass

@@ -14,7 +14,7 @@ import pytest
 import torch
 from scipy.optimize import isotonic_regression
 
-from app import experiments, maps
+from app import experiments, generators
 from tests import files
 
 # ---------------------------------------------------------------- fit
@@ -52,7 +52,7 @@ def test_fit_learns_cat_minus_dog_and_beats_the_floor(client: httpx.Client) -> N
     r = client.post("/api/v1/experiments/fit", json=body)
     assert r.status_code == 200, r.text
     j = r.json()
-    g = maps.generate("catdog", 4, 32, 32, 0, {})
+    g = generators.generate("catdog", 4, 32, 32, 0, {})
     t = np.maximum(g.maps[0] - g.maps[1], 0).reshape(-1).astype(np.float64)
     floor = scipy_floor(g.maps.reshape(4, -1).astype(np.float64), t)
     assert j["relu_only_floor"] == pytest.approx(floor, rel=1e-6)
@@ -143,7 +143,7 @@ def test_fit_refuses_impossible_requests(
 
 def test_bottleneck_curve_matches_svd_and_costs(client: httpx.Client) -> None:
     j = client.post("/api/v1/experiments/bottleneck", json={}).json()
-    g = maps.generate("smooth", 192, 28, 28, 0, {})
+    g = generators.generate("smooth", 192, 28, 28, 0, {})
     x = g.maps.reshape(192, -1).astype(np.float64)
     x -= x.mean(axis=1, keepdims=True)
     s = np.linalg.svd(x, compute_uv=False) ** 2
@@ -179,7 +179,7 @@ def test_one_pixel_moves_one_output_pixel_under_1x1_and_a_patch_under_3x3(
 
 def test_3x3_finds_the_edges_that_no_1x1_can(client: httpx.Client) -> None:
     j = client.post("/api/v1/experiments/receptive-field", json={}).json()
-    g = maps.generate("edges", 3, 32, 32, 0, {"rectangles": 2})
+    g = generators.generate("edges", 3, 32, 32, 0, {"rectangles": 2})
     truth = g.truth["edge"]
     assert j["edges"]["conv3x3_agreement"] == 1.0
     assert j["edges"]["fraction"] == pytest.approx(truth.mean())
@@ -202,15 +202,15 @@ def test_photo_generator_gives_named_filter_bank_maps(client: httpx.Client) -> N
     }
     j = client.post("/api/v1/compare", json=body).json()
     assert j["shapes"]["input"] == [9, 48, 64]
-    assert j["channel_names"] == experiments.FILTER_BANK
+    assert j["channel_names"] == generators.FILTER_BANK
 
 
 def test_filter_bank_edges_respond_to_a_vertical_edge() -> None:
     rgb = torch.zeros(3, 20, 20)
     rgb[:, :, 10:] = 1.0  # dark left, bright right
-    out = experiments.filter_bank(rgb)
-    edges0 = out[experiments.FILTER_BANK.index("edges 0°")]
-    edges90 = out[experiments.FILTER_BANK.index("edges 90°")]
+    out = generators.filter_bank(rgb)
+    edges0 = out[generators.FILTER_BANK.index("edges 0°")]
+    edges90 = out[generators.FILTER_BANK.index("edges 90°")]
     assert int(edges0[10].argmax()) in (9, 10)
     assert float(edges90.abs().max()) < 1e-3 * float(edges0.abs().max()) + 1e-4
     lum = out[0].numpy()
@@ -218,7 +218,7 @@ def test_filter_bank_edges_respond_to_a_vertical_edge() -> None:
 
 
 def test_uploaded_photo_as_filter_bank(client: httpx.Client) -> None:
-    img = (experiments.sample_photo(40, 60, 1).transpose(1, 2, 0) * 255).astype(np.uint8)
+    img = (generators.sample_photo(40, 60, 1).transpose(1, 2, 0) * 255).astype(np.uint8)
     r = client.post(
         "/api/v1/compare",
         params={"format": "npz"},

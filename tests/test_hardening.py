@@ -17,7 +17,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app import maps
+from app import uploads
 from app.errors import OneByOneError
 from bench.server import running
 from tests import files
@@ -37,9 +37,9 @@ VALID = [
 def decode_or_refuse(data: bytes) -> None:
     """Any bytes: a decoded array in (C, H, W), or a domain error; never anything else."""
     try:
-        decoded = maps.decode(data, "fuzz", **LIMITS)
+        decoded = uploads.decode(data, "input", "fuzz", **LIMITS)
         for arr in decoded.arrays.values():
-            maps.to_chw(arr, decoded.layout or "chw")
+            uploads.to_chw(arr, decoded.layout or "chw")
     except OneByOneError:
         pass
 
@@ -65,7 +65,7 @@ def test_zip_member_with_an_empty_name_is_refused() -> None:
         zf.writestr("archive/data.pkl", b"x")
         zf.writestr(zipfile.ZipInfo(""), b"y")
     with pytest.raises(OneByOneError):
-        maps.decode(buf.getvalue(), "damaged", **LIMITS)
+        uploads.decode(buf.getvalue(), "input", "damaged", **LIMITS)
 
 
 def test_npz_member_lying_about_its_size_is_refused() -> None:
@@ -77,7 +77,7 @@ def test_npz_member_lying_about_its_size_is_refused() -> None:
     cd = data.rfind(b"PK\x01\x02")
     data[cd + 24 : cd + 28] = (100).to_bytes(4, "little")
     with pytest.raises(OneByOneError):
-        maps.decode(bytes(data), "bomb", max_values=10**6, max_pixels=10**6)
+        uploads.decode(bytes(data), "input", "bomb", max_values=10**6, max_pixels=10**6)
 
 
 @pytest.mark.parametrize(

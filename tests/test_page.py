@@ -203,8 +203,8 @@ def test_unreadable_upload_shows_the_error_beside_the_control(page: Page, tmp_pa
     page.open()
     page.page.set_input_files("#input-file", str(tmp_path / "bad.npy"))
     page.page.wait_for_selector("#input-error:not([hidden])")
-    assert "415" in page.page.inner_text("#input-error")
-    assert "not a supported file type" in page.page.inner_text("#input-error")
+    assert "400" in page.page.inner_text("#input-error")
+    assert "'bad.npy' is not a valid .npy file" in page.page.inner_text("#input-error")
     page.errors.clear()  # the browser logs the failed request itself
 
 

@@ -6,29 +6,16 @@ import time
 from typing import Annotated, Any, Literal
 
 import torch
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from app import __version__, compare, devices, maps, render, weights
-from app.config import Settings, get_settings
+from app import __version__, compare, devices, generators, montage, render, uploads, weights
 from app.gate import ComputeGate
 from app.routes.bodies import parse_body
-from app.schemas import COMPARE_EXAMPLES, HARD_SIDE, CompareRequest, ErrorResponse, Health
+from app.routes.deps import ERRORS, SettingsDep
+from app.schemas import COMPARE_EXAMPLES, HARD_SIDE, CompareRequest, Health
 
 router = APIRouter()
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse, "description": text}
-    for code, text in {
-        400: "A file that cannot be read (truncated, malformed).",
-        413: "Body, file or array over a limit.",
-        415: "Unsupported file type, or content that would need unpickling.",
-        422: "A valid request of impossible content: shape mismatch, NaN, unknown name, "
-        "absent device.",
-        503: "Every compute slot is busy; retry after the Retry-After header's seconds.",
-    }.items()
-}
 
 
 def _example(value: Any) -> dict[int | str, dict[str, Any]]:
@@ -101,13 +88,13 @@ def presets(settings: SettingsDep) -> dict[str, Any]:
                     for k, (d, lo, hi, text) in g.params.items()
                 },
             }
-            for name, g in maps.GENERATORS.items()
+            for name, g in generators.GENERATORS.items()
         },
         "weight_presets": {
             name: {"description": p.description, "params": list(p.params)}
             for name, p in weights.PRESETS.items()
         },
-        "layouts": {"values": list(maps.LAYOUTS), "auto_rule": maps.AUTO_RULE},
+        "layouts": {"values": list(uploads.LAYOUTS), "auto_rule": uploads.AUTO_RULE},
         "devices": devices.available(),
         "limits": {
             "max_values": settings.max_values,
@@ -219,11 +206,11 @@ async def compare_endpoint(
         t0 = time.perf_counter()
         with torch.inference_mode():
             if format == "png":
-                body: bytes | dict[str, Any] = _png(
+                body: bytes | dict[str, Any] = montage.comparison_png(
                     cmp, scale, channels or settings.max_png_channels
                 )
             elif format == "npz":
-                body = render.npz_bytes(_arrays(cmp))
+                body = render.npz_bytes(cmp.arrays())
             else:
                 body = render.comparison_json(
                     cmp,
@@ -245,31 +232,3 @@ async def compare_endpoint(
         return Response(body, media_type="image/png", headers=headers)
     headers["Content-Disposition"] = 'attachment; filename="onebyone.npz"'
     return Response(body, media_type="application/x-npz", headers=headers)
-
-
-def _arrays(cmp: compare.Comparison) -> dict[str, Any]:
-    p = cmp.paths
-    return {
-        "input": cmp.x.cpu().numpy(),
-        "weight": cmp.layer.weight.cpu().numpy(),
-        "bias": cmp.layer.bias.cpu().numpy(),
-        "pre_activation": p.pre_activation.cpu().numpy(),
-        "relu_only": p.relu_only.cpu().numpy(),
-        "conv_relu": p.conv_relu.cpu().numpy(),
-    }
-
-
-def _png(cmp: compare.Comparison, scale: Any, max_channels: int) -> bytes:
-    p = cmp.paths
-    c, h, w = cmp.x.shape
-    k = cmp.layer.weight.shape[0]
-    # Only the channels drawn leave the device.
-    panels = [
-        ("input", cmp.x[:max_channels].cpu().numpy(), c),
-        ("ReLU-only", p.relu_only[:max_channels].cpu().numpy(), c),
-        ("1x1 conv + ReLU", p.conv_relu[:max_channels].cpu().numpy(), k),
-    ]
-    title = f"{c}x{h}x{w} -> {k} filters, {cmp.layer.source}, {cmp.device}"
-    return render.montage_png(
-        panels, mode=scale, max_channels=max_channels, total=max(c, k), title=title
-    )

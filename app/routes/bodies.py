@@ -8,7 +8,7 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
-from app import maps
+from app import uploads
 from app.config import Settings
 from app.errors import InvalidContent, UnreadableFile, UnsupportedType
 
@@ -37,15 +37,16 @@ def parse_spec(model: type[M], raw: bytes | str, what: str) -> M:
         raise InvalidContent(validation_detail(exc, f"{what}: ")) from None
 
 
-async def read_upload(part: Any, name: str, settings: Settings) -> maps.Decoded | None:
+async def read_upload(part: Any, name: str, settings: Settings) -> uploads.Decoded | None:
     if part is None:
         return None
     if not isinstance(part, UploadFile):
         raise InvalidContent(f"The multipart part {name!r} must be a file, not a text field.")
     data = await part.read()
-    return maps.decode(
+    return uploads.decode(
         data,
-        f"The {name} file ({part.filename or 'unnamed'})",
+        name,
+        part.filename,
         max_values=settings.max_values,
         max_pixels=settings.max_image_pixels,
     )
@@ -57,10 +58,10 @@ async def parse_body(
     file_parts: tuple[str, ...],
     required: str | None,
     settings: Settings,
-) -> tuple[M, dict[str, maps.Decoded | None]]:
+) -> tuple[M, dict[str, uploads.Decoded | None]]:
     """The request's spec and its decoded files (None where a part is absent)."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    files: dict[str, maps.Decoded | None] = dict.fromkeys(file_parts)
+    files: dict[str, uploads.Decoded | None] = dict.fromkeys(file_parts)
     if ctype == "multipart/form-data":
         allowed = {*file_parts, "spec"}
         async with request.form(

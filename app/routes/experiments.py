@@ -11,15 +11,15 @@ from typing import Annotated, Any
 import anyio
 import numpy as np
 import torch
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from app import compare, devices, experiments, maps, mixing, render
-from app.config import Settings, get_settings
+from app import compare, devices, experiments, generators, mixing, render, uploads
+from app.config import Settings
 from app.errors import InvalidContent, OneByOneError
 from app.gate import ComputeGate
-from app.routes.api import ERRORS
 from app.routes.bodies import parse_body
+from app.routes.deps import ERRORS, SettingsDep
 from app.schemas import (
     EXPERIMENT_EXAMPLES,
     BottleneckRequest,
@@ -30,7 +30,6 @@ from app.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1/experiments", tags=["experiments"])
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 log = logging.getLogger("onebyone")
 
 
@@ -56,7 +55,7 @@ def _body(name: str, model: type[Any], files: dict[str, str]) -> dict[str, Any]:
 
 def _input(
     spec: InputSpec,
-    upload: maps.Decoded | None,
+    upload: uploads.Decoded | None,
     settings: Settings,
     device: str,
     limit: int | None = None,
@@ -73,14 +72,14 @@ def _input(
 
 
 def _target(
-    req: FitRequest, arr: np.ndarray, upload: maps.Decoded | None, input_uploaded: bool
+    req: FitRequest, arr: np.ndarray, upload: uploads.Decoded | None, input_uploaded: bool
 ) -> np.ndarray:
     """The map to learn, (K, H, W)."""
     h, w = arr.shape[1:]
     if req.target == "upload":
         if upload is None:
             raise InvalidContent('target "upload" needs a multipart file part named "target".')
-        t = maps.to_chw(maps.pick(upload, "target", "The target file"), "chw", "target")
+        t = uploads.to_chw(uploads.pick(upload, "target", "The target file"), "chw", "target")
         if t.shape[1:] != (h, w):
             raise InvalidContent(
                 f"The target is {t.shape[1]}×{t.shape[2]} but the input is {h}×{w}; "
@@ -270,7 +269,7 @@ async def receptive_field(request: Request, settings: SettingsDep) -> dict[str, 
         with torch.inference_mode():
             changed = experiments.receptive_field(t, req.out_channels, req.seed, (y, x), req.delta)
             edges = experiments.edge_detector(t)  # (H, W)
-            truth = maps.edge_mask(arr)
+            truth = generators.edge_mask(arr)
             found = (edges > 0).cpu().numpy()
             best_1x1 = experiments.best_pointwise_agreement(t, torch.from_numpy(truth))
             maps_out = torch.stack(

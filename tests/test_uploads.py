@@ -1,3 +1,5 @@
+"""Decoding uploaded files: every format exactly, every layout, and refusals."""
+
 from __future__ import annotations
 
 import io
@@ -8,82 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from app import maps
+from app import uploads
 from app.errors import InvalidContent, TooLarge, UnreadableFile, UnsupportedType
 from tests import files
 
 LIMITS = {"max_values": 1_000_000, "max_pixels": 1_000_000}
 
 
-def gen(
-    name: str, c: int = 6, h: int = 20, w: int = 24, seed: int = 0, **p: float
-) -> maps.Generated:
-    return maps.generate(name, c, h, w, seed, p)
+def decode(data: bytes, filename: str | None = None, **limits: int) -> uploads.Decoded:
+    return uploads.decode(data, "input", filename, **(limits or LIMITS))
 
-
-@pytest.mark.parametrize("name", list(maps.GENERATORS))
-def test_generators_are_seeded_and_shaped(name: str) -> None:
-    a, b, c = gen(name, seed=5), gen(name, seed=5), gen(name, seed=6)
-    channels = maps.GENERATORS[name].fixed_channels or 6
-    assert a.maps.shape == (channels, 20, 24) and a.maps.dtype == np.float32
-    np.testing.assert_array_equal(a.maps, b.maps)
-    assert not np.array_equal(a.maps, c.maps)
-    assert np.isfinite(a.maps).all()
-    assert len(a.channel_names) == channels
-
-
-def test_gaussian_is_signed_with_about_half_negative() -> None:
-    x = gen("gaussian", c=8, h=64, w=64).maps
-    assert 0.45 < (x < 0).mean() < 0.55
-
-
-def test_nonnegative_maps_have_no_negatives_but_have_zeros() -> None:
-    x = gen("nonnegative").maps
-    assert x.min() == 0.0 and (x == 0).mean() > 0.2
-
-
-def test_smooth_maps_have_low_effective_rank() -> None:
-    x = gen("smooth", c=64, h=28, w=28, rank=8).maps.reshape(64, -1).astype(np.float64)
-    x -= x.mean(axis=1, keepdims=True)
-    s = np.linalg.svd(x, compute_uv=False) ** 2
-    assert s[:8].sum() / s.sum() > 0.95
-    assert s[:2].sum() / s.sum() < 0.95
-
-
-def test_catdog_truth_is_where_cat_beats_dog() -> None:
-    g = gen("catdog", c=4, h=48, w=48)
-    truth = g.truth["cat_over_dog"]
-    np.testing.assert_array_equal(truth, g.maps[0] > g.maps[1])
-    assert g.maps[:2].min() >= 0 and 0.1 < truth.mean() < 0.9
-    assert g.channel_names[:2] == ["cat evidence", "dog evidence"]
-
-
-def test_catdog_needs_two_channels() -> None:
-    with pytest.raises(InvalidContent, match="channels >= 2"):
-        gen("catdog", c=1)
-
-
-def test_edges_are_piecewise_constant_and_marked() -> None:
-    g = gen("edges", c=3, h=32, w=32)
-    edge = g.truth["edge"]
-    flat = ~edge
-    # Away from the marked edges every pixel equals its right neighbour in every channel.
-    same = np.all(g.maps[:, :, 1:] == g.maps[:, :, :-1], axis=0)
-    assert same[flat[:, :-1] & flat[:, 1:]].all()
-    assert edge.any()
-
-
-def test_unknown_generator_lists_the_valid_names() -> None:
-    with pytest.raises(InvalidContent, match="catdog"):
-        gen("nope")
-
-
-def test_generator_param_out_of_range_is_refused() -> None:
-    with pytest.raises(InvalidContent, match="rank must be between"):
-        gen("smooth", rank=0)
-
-
-# ---------------------------------------------------------------- decoding
 
 X = np.arange(3 * 4 * 5, dtype=np.float32).reshape(3, 4, 5) - 20
 
@@ -102,9 +38,9 @@ X = np.arange(3 * 4 * 5, dtype=np.float32).reshape(3, 4, 5) - 20
     ],
 )
 def test_every_array_format_decodes_exactly(data: bytes, fmt: str) -> None:
-    decoded = maps.decode(data, "test", **LIMITS)
+    decoded = decode(data)
     assert decoded.format == fmt
-    np.testing.assert_array_equal(maps.to_chw(maps.pick(decoded, "input", "f"), "chw"), X)
+    np.testing.assert_array_equal(uploads.to_chw(uploads.pick(decoded, "input", "f"), "chw"), X)
 
 
 def test_bfloat16_safetensors_decode() -> None:
@@ -113,19 +49,19 @@ def test_bfloat16_safetensors_decode() -> None:
     from safetensors.torch import save
 
     data = save({"input": t})
-    out = maps.decode(data, "t", **LIMITS).arrays["input"]
+    out = decode(data).arrays["input"]
     np.testing.assert_array_equal(out, t.float().numpy())
 
 
 def test_png_and_jpeg_decode_to_hwc_in_unit_range() -> None:
     rgb = np.zeros((6, 8, 3), dtype=np.uint8)
     rgb[:, :4, 0] = 255
-    d = maps.decode(files.png(rgb), "img", **LIMITS)
+    d = decode(files.png(rgb))
     assert d.layout == "hwc"
-    chw = maps.to_chw(d.arrays["image"], d.layout)
+    chw = uploads.to_chw(d.arrays["image"], d.layout)
     assert chw.shape == (3, 6, 8)
     assert chw[0, 0, 0] == 1.0 and chw[0, 0, 7] == 0.0
-    gray = maps.decode(files.jpeg(np.full((5, 5), 128, np.uint8)), "img", **LIMITS)
+    gray = decode(files.jpeg(np.full((5, 5), 128, np.uint8)))
     assert gray.arrays["image"].shape == (5, 5, 1)
     assert abs(float(gray.arrays["image"].mean()) - 128 / 255) < 0.02
 
@@ -146,7 +82,7 @@ def test_png_and_jpeg_decode_to_hwc_in_unit_range() -> None:
 )
 def test_layouts(shape: tuple[int, ...], layout: str, expected: tuple[int, ...]) -> None:
     a = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    out = maps.to_chw(a, layout)
+    out = uploads.to_chw(a, layout)
     assert out.shape == expected
     if layout in ("hwc", "nhwc") or (layout == "auto" and shape[-1] in (3, 192)):
         np.testing.assert_array_equal(
@@ -168,7 +104,7 @@ def test_layouts(shape: tuple[int, ...], layout: str, expected: tuple[int, ...])
 )
 def test_bad_layouts_are_refused(shape: tuple[int, ...], layout: str, match: str) -> None:
     with pytest.raises(InvalidContent, match=match):
-        maps.to_chw(np.ones(shape, np.float32), layout)
+        uploads.to_chw(np.ones(shape, np.float32), layout)
 
 
 def test_nan_and_inf_are_refused() -> None:
@@ -176,7 +112,7 @@ def test_nan_and_inf_are_refused() -> None:
     a[0, 1, 1] = np.nan
     a[1, 0, 0] = np.inf
     with pytest.raises(InvalidContent, match="2 NaN or infinite"):
-        maps.to_chw(a, "chw")
+        uploads.to_chw(a, "chw")
 
 
 class Evil:
@@ -201,13 +137,13 @@ class Evil:
 )
 def test_bad_files_are_refused(data: bytes, error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):
-        maps.decode(data, "file", **LIMITS)
+        decode(data)
 
 
 def test_huge_declared_npy_shape_is_refused_before_allocating() -> None:
     data = files.npy_raw("<f4", (100000, 100000, 100), b"\x00" * 16)
     with pytest.raises(TooLarge, match="limit"):
-        maps.decode(data, "f", **LIMITS)
+        decode(data)
 
 
 def test_npz_zip_bomb_is_refused_by_declared_size() -> None:
@@ -216,24 +152,22 @@ def test_npz_zip_bomb_is_refused_by_declared_size() -> None:
         zf.writestr("input.npy", files.npy(np.zeros(3_000_000, np.float32)))
     assert len(buf.getvalue()) < 100_000
     with pytest.raises(TooLarge):
-        maps.decode(buf.getvalue(), "f", **LIMITS)
+        decode(buf.getvalue())
 
 
 def test_pickled_pt_payload_never_runs(capsys: pytest.CaptureFixture[str]) -> None:
     data = files.pt({"weight": torch.ones(2, 2), "evil": Evil()})
     with pytest.raises(UnreadableFile, match="weights_only"):
-        maps.decode(data, "f", **LIMITS)
+        decode(data)
     assert "pwned" not in capsys.readouterr().out
 
 
 def test_image_over_pixel_limit_is_refused() -> None:
     with pytest.raises(TooLarge, match="pixels"):
-        maps.decode(
-            files.png(np.zeros((40, 50), np.uint8)), "img", max_values=10**6, max_pixels=1000
-        )
+        decode(files.png(np.zeros((40, 50), np.uint8)), max_values=10**6, max_pixels=1000)
 
 
 def test_pick_names_the_choices_when_several_arrays() -> None:
-    d = maps.decode(files.npz(a=X, b=X), "f", **LIMITS)
-    with pytest.raises(InvalidContent, match="a, b"):
-        maps.pick(d, "input", "The input file")
+    d = decode(files.npz(a=X, b=X))
+    with pytest.raises(InvalidContent, match="'a', 'b'"):
+        uploads.pick(d, "input", "The input file")

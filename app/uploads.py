@@ -1,8 +1,8 @@
-"""Where feature maps come from: seeded generators and decoded uploads.
+"""Safe decoding of uploaded files: .npy, .npz, .pt, .safetensors and PNG/JPEG images.
 
-Everything here returns numpy float32 arrays of shape (C, H, W); torch and the
-web layer come later. Decoders read sizes from headers and refuse oversized or
-unsafe content before allocating, and never unpickle anything.
+Everything here returns numpy arrays; `to_chw` turns one into float32 (C, H, W).
+Decoders read sizes from headers and refuse oversized or unsafe content before
+allocating, and never unpickle anything.
 """
 
 from __future__ import annotations
@@ -14,215 +14,12 @@ import tokenize
 import warnings
 import zipfile
 import zlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from app.errors import InvalidContent, TooLarge, UnreadableFile, UnsupportedType
-
-# ---------------------------------------------------------------- generators
-
-
-@dataclass(frozen=True)
-class Generated:
-    maps: np.ndarray  # (C, H, W) float32
-    channel_names: list[str]
-    # Ground truth some generators know, e.g. the cat/dog scene's "more cat than dog" mask.
-    truth: dict[str, np.ndarray] = field(default_factory=dict)
-
-
-def _smooth_fields(rng: np.random.Generator, n: int, h: int, w: int, scale: float) -> np.ndarray:
-    """n spatially smooth random fields with unit standard deviation: (n, H, W).
-
-    White noise low-passed with a Gaussian in the Fourier domain; `scale` is the
-    blur radius in pixels, so features are about that wide at any map size.
-    """
-    noise = rng.standard_normal((n, h, w))
-    fy = np.fft.fftfreq(h)[:, None]
-    fx = np.fft.rfftfreq(w)[None, :]
-    gain = np.exp(-2.0 * (np.pi * scale) ** 2 * (fy**2 + fx**2))  # (H, W//2+1)
-    fields = np.fft.irfft2(np.fft.rfft2(noise) * gain, s=(h, w))
-    std = fields.reshape(n, -1).std(axis=1)
-    return (fields / np.where(std > 0, std, 1.0)[:, None, None]).astype(np.float32)
-
-
-def _bump(yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, r: float) -> np.ndarray:
-    """(1 − d²/r²)² inside radius r and exactly 0 outside: evidence with a clear edge."""
-    d2 = (yy - cy) ** 2 + (xx - cx) ** 2
-    out: np.ndarray = np.clip(1.0 - d2 / (r * r), 0.0, None) ** 2
-    return out
-
-
-def _cats_and_dogs(rng: np.random.Generator, count: int, h: int, w: int) -> tuple[np.ndarray, ...]:
-    """Two non-negative (H, W) maps of `count` bumps each, every dog overlapping a cat.
-
-    Where they overlap both channels are positive, so which animal is stronger
-    is a comparison across channels, not something either channel shows alone.
-    """
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    radius = max(1.5, 0.25 * min(h, w))
-    cat, dog = np.zeros((h, w)), np.zeros((h, w))
-    for _ in range(count):
-        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
-        cat += rng.uniform(0.6, 1.0) * _bump(yy, xx, cy, cx, radius * rng.uniform(0.8, 1.2))
-        angle = rng.uniform(0, 2 * np.pi)
-        dy, dx = 0.8 * radius * np.sin(angle), 0.8 * radius * np.cos(angle)
-        r = radius * rng.uniform(0.8, 1.2)
-        dog += rng.uniform(0.6, 1.0) * _bump(yy, xx, cy + dy, cx + dx, r)
-    return cat, dog
-
-
-def gaussian(rng: np.random.Generator, c: int, h: int, w: int, p: dict[str, Any]) -> Generated:
-    maps = rng.standard_normal((c, h, w), dtype=np.float32)
-    return Generated(maps, [f"noise {i}" for i in range(c)])
-
-
-def smooth(rng: np.random.Generator, c: int, h: int, w: int, p: dict[str, Any]) -> Generated:
-    rank = min(int(p["rank"]), c)
-    latent = _smooth_fields(rng, rank, h, w, float(p["scale"]))  # (R, H, W)
-    # Pattern j has weight (j+1)^-0.75: a decaying spectrum, as in real activations, so
-    # a few directions carry most of the variance and each further one carries less.
-    strength = np.arange(1, rank + 1) ** -0.75
-    mix = (rng.standard_normal((c, rank)) * strength).astype(np.float32)  # (C, R)
-    maps = np.einsum("cr,rhw->chw", mix, latent)  # (C, H, W)
-    maps += float(p["noise"]) * rng.standard_normal((c, h, w)).astype(np.float32)
-    return Generated(maps.astype(np.float32), [f"smooth {i}" for i in range(c)])
-
-
-def nonnegative(rng: np.random.Generator, c: int, h: int, w: int, p: dict[str, Any]) -> Generated:
-    # What an earlier layer's ReLU hands on: smooth activations with the negatives cut.
-    g = smooth(rng, c, h, w, p)
-    return Generated(np.maximum(g.maps, 0.0), [f"post-ReLU {i}" for i in range(c)])
-
-
-def catdog(rng: np.random.Generator, c: int, h: int, w: int, p: dict[str, Any]) -> Generated:
-    if c < 2:
-        raise InvalidContent("The catdog generator needs channels >= 2 (0: cat, 1: dog).")
-    blobs = int(p["blobs"])
-    cat, dog = _cats_and_dogs(rng, blobs, h, w)
-    maps = np.empty((c, h, w), dtype=np.float32)
-    maps[0], maps[1] = cat, dog
-    if c > 2:
-        maps[2:] = 0.5 * _smooth_fields(rng, c - 2, h, w, 0.08 * min(h, w))
-    names = ["cat evidence", "dog evidence"] + [f"distractor {i}" for i in range(2, c)]
-    # Compared in float32, as the 1×1 conv sees them.
-    return Generated(maps, names, {"cat_over_dog": maps[0] > maps[1]})
-
-
-def edges(rng: np.random.Generator, c: int, h: int, w: int, p: dict[str, Any]) -> Generated:
-    """Piecewise-constant maps: each channel a few axis-aligned rectangles on a flat level.
-
-    Inside a flat region every pixel has the same channel vector, so any 1×1 conv
-    is flat there too: only a layer that sees neighbours can find the edges.
-    """
-    maps = np.empty((c, h, w), dtype=np.float32)
-    for i in range(c):
-        maps[i] = rng.uniform(-0.5, 0.5)
-        for _ in range(int(p["rectangles"])):
-            y0, y1 = sorted(rng.integers(0, h + 1, size=2))
-            x0, x1 = sorted(rng.integers(0, w + 1, size=2))
-            maps[i, y0:y1, x0:x1] = rng.uniform(-1.0, 1.0)
-    return Generated(maps, [f"shapes {i}" for i in range(c)], {"edge": edge_mask(maps)})
-
-
-def edge_mask(maps: np.ndarray) -> np.ndarray:
-    """(H, W) bool: pixels that differ from a 4-neighbour in some channel of (C, H, W)."""
-    h, w = maps.shape[1:]
-    diff = np.zeros((h, w), dtype=bool)
-    vertical = np.any(maps[:, 1:, :] != maps[:, :-1, :], axis=0)
-    horizontal = np.any(maps[:, :, 1:] != maps[:, :, :-1], axis=0)
-    diff[1:, :] |= vertical
-    diff[:-1, :] |= vertical
-    diff[:, 1:] |= horizontal
-    diff[:, :-1] |= horizontal
-    return diff
-
-
-def photo(rng: np.random.Generator, c: int, h: int, w: int, p: dict[str, Any]) -> Generated:
-    import torch
-
-    from app.experiments import FILTER_BANK, filter_bank, sample_photo
-
-    rgb = sample_photo(h, w, int(rng.integers(2**31)))
-    maps = filter_bank(torch.from_numpy(rgb)).numpy()
-    return Generated(np.ascontiguousarray(maps), list(FILTER_BANK))
-
-
-@dataclass(frozen=True)
-class GeneratorInfo:
-    make: Callable[[np.random.Generator, int, int, int, dict[str, Any]], Generated]
-    description: str
-    # Extra parameters: name -> (default, minimum, maximum, what it does).
-    params: dict[str, tuple[float, float, float, str]] = field(default_factory=dict)
-    min_channels: int = 1
-    # Set where the generator decides the channel count itself.
-    fixed_channels: int | None = None
-
-
-_SMOOTH_PARAMS = {
-    "rank": (128, 1, 1024, "independent spatial patterns mixed; pattern j has weight (j+1)^-0.75"),
-    "scale": (2.0, 0.0, 64.0, "blur radius of the patterns, in pixels"),
-    "noise": (0.02, 0.0, 10.0, "standard deviation of independent per-channel noise"),
-}
-
-GENERATORS: dict[str, GeneratorInfo] = {
-    "gaussian": GeneratorInfo(gaussian, "Signed Gaussian noise, N(0, 1): ReLU zeroes about half."),
-    "catdog": GeneratorInfo(
-        catdog,
-        "Channel 0 is cat evidence, channel 1 dog evidence, as overlapping blobs; further "
-        "channels are distractors. Knows where cat > dog.",
-        {"blobs": (2, 1, 32, "blobs of each animal; each dog overlaps a cat")},
-        min_channels=2,
-    ),
-    "smooth": GeneratorInfo(
-        smooth,
-        "Smooth, correlated signed maps of low effective rank across channels, like real "
-        "activations: a few channels' worth of variance spread over all of them.",
-        _SMOOTH_PARAMS,
-    ),
-    "nonnegative": GeneratorInfo(
-        nonnegative,
-        "The smooth maps after a ReLU, as an earlier layer would hand them on: ReLU-only "
-        "changes nothing here.",
-        _SMOOTH_PARAMS,
-    ),
-    "edges": GeneratorInfo(
-        edges,
-        "Piecewise-constant rectangles: a spatial pattern whose edges only a layer that "
-        "sees neighbours (3×3) can find.",
-        {"rectangles": (3, 0, 64, "rectangles per channel")},
-    ),
-    "photo": GeneratorInfo(
-        photo,
-        "A small outdoor scene drawn at run time (sky, sun, hills, a house), turned into 9 "
-        "signed early-vision feature maps by a fixed filter bank: luminance, two colour-"
-        "opponent channels, edges at 0/45/90/135°, centre-surround at two scales. "
-        "channels is fixed at 9.",
-        fixed_channels=9,
-    ),
-}
-
-
-def generate(name: str, c: int, h: int, w: int, seed: int, params: dict[str, Any]) -> Generated:
-    info = GENERATORS.get(name)
-    if info is None:
-        raise InvalidContent(f"Unknown generator {name!r}; use one of: {', '.join(GENERATORS)}.")
-    resolved: dict[str, Any] = {}
-    for key, (default, lo, hi, _) in info.params.items():
-        value = params.get(key)
-        value = default if value is None else value
-        if not lo <= value <= hi:
-            raise InvalidContent(
-                f"Generator {name!r}: {key} must be between {lo} and {hi}; got {value}."
-            )
-        resolved[key] = value
-    rng = np.random.default_rng(seed)
-    return info.make(rng, c, h, w, resolved)
-
-
-# ---------------------------------------------------------------- decoding
+from app.errors import InvalidContent, TooLarge, UnreadableFile, UnsupportedType, excerpt
 
 _NPY_MAGIC = b"\x93NUMPY"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -293,7 +90,8 @@ def _read_npy(data: bytes, max_values: int, what: str) -> np.ndarray:
     if len(data) - offset < count * dtype.itemsize:
         raise UnreadableFile(
             f"{what} is truncated: its header declares shape {list(shape)} ({dtype}), "
-            f"{count * dtype.itemsize} bytes, but only {len(data) - offset} follow."
+            f"{count * dtype.itemsize} bytes, but only {len(data) - offset} follow.",
+            code="truncated",
         )
     arr = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
     return arr.reshape(shape, order="F" if fortran else "C")
@@ -418,20 +216,44 @@ def _read_image(data: bytes, max_pixels: int, what: str) -> np.ndarray:
         Image.DecompressionBombError,
     ) as exc:
         raise UnreadableFile(f"{what} is not a readable image: {exc}") from None
-    if img.mode in ("I", "I;16", "F"):
-        arr = np.asarray(img, dtype=np.float32)[:, :, None]
+    # Every bit depth is scaled the same way, to [0, 1] by its largest code.
+    if img.mode.startswith("I;16") or (img.mode == "I" and _png_bit_depth(data) == 16):
+        arr = np.asarray(img, dtype=np.float32) / 65535.0
+    elif img.mode in ("I", "F"):
+        raise UnsupportedType(
+            f"{what} has {img.mode} pixels (32-bit); send an 8- or 16-bit image, or the "
+            "values as .npy.",
+            code="image_mode",
+        )
     else:
         mode = "L" if img.mode in ("1", "L", "LA") else "RGB"
         arr = np.asarray(img.convert(mode), dtype=np.float32) / 255.0
-        if arr.ndim == 2:
-            arr = arr[:, :, None]
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
     return arr  # (H, W, C)
 
 
-def decode(data: bytes, what: str, *, max_values: int, max_pixels: int) -> Decoded:
-    """Named arrays from an uploaded file, recognised by its content, not its name."""
-    if not data:
-        raise UnreadableFile(f"{what} is empty; send one of: {_ACCEPTED}.")
+def _png_bit_depth(data: bytes) -> int:
+    """The bit depth a PNG's IHDR declares (byte 24), or 0 for anything else."""
+    return data[24] if data.startswith(_PNG_MAGIC) and len(data) > 24 else 0
+
+
+# What each known extension promises, so a file that breaks the promise gets a 400 that
+# says so rather than a 415 "unsupported type".
+_EXTENSIONS = {
+    ".npy": ".npy",
+    ".npz": ".npz",
+    ".pt": "torch.save",
+    ".pth": "torch.save",
+    ".safetensors": ".safetensors",
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+}
+ACCEPTED_EXTENSIONS = tuple(_EXTENSIONS)
+
+
+def _sniff(data: bytes, what: str, *, max_values: int, max_pixels: int) -> Decoded:
     if data.startswith(_NPY_MAGIC):
         return Decoded({"array": _read_npy(data, max_values, what)}, "npy")
     if data.startswith(_PNG_MAGIC) or data.startswith(_JPEG_MAGIC):
@@ -459,9 +281,42 @@ def decode(data: bytes, what: str, *, max_values: int, max_pixels: int) -> Decod
     if data[:1] == b"\x80":
         raise UnsupportedType(
             f"{what} looks like a raw pickle (or a legacy torch.save file); uploads are never "
-            "unpickled. Save with torch.save (zip format, the default) or as .npy/.safetensors."
+            "unpickled. Save with torch.save (zip format, the default) or as .npy/.safetensors.",
+            code="pickle",
         )
     raise UnsupportedType(f"{what} is not a supported file type; send one of: {_ACCEPTED}.")
+
+
+def decode(
+    data: bytes, part: str, filename: str | None, *, max_values: int, max_pixels: int
+) -> Decoded:
+    """Named arrays from an uploaded file, recognised by its content, not its name.
+
+    `part` is the multipart part it came in (input, weights, target): every error
+    raised here names it as the field at fault.
+    """
+    name = excerpt(filename or "unnamed")
+    what = f"The {part} file ({name})"
+    try:
+        if not data:
+            raise UnreadableFile(f"{what} is empty; send one of: {_ACCEPTED}.", code="empty")
+        return _sniff(data, what, max_values=max_values, max_pixels=max_pixels)
+    except UnsupportedType as exc:
+        # A known extension on content we cannot read is a damaged file, not a new type.
+        ext = "." + (filename or "").rsplit(".", 1)[-1].lower() if "." in (filename or "") else ""
+        if ext in _EXTENSIONS and exc.code == UnsupportedType.default_code:
+            raise UnreadableFile(
+                f"{name} is not a valid {_EXTENSIONS[ext]} file: its first bytes "
+                f"({data[:8]!r}) are not what that format starts with. Check that the file "
+                "was written completely and by the right library.",
+                field=part,
+                code="bad_magic",
+            ) from None
+        exc.field = exc.field or part
+        raise
+    except (UnreadableFile, TooLarge, InvalidContent) as exc:
+        exc.field = exc.field or part
+        raise
 
 
 def pick(decoded: Decoded, preferred: str, what: str) -> np.ndarray:
@@ -471,8 +326,9 @@ def pick(decoded: Decoded, preferred: str, what: str) -> np.ndarray:
     if len(decoded.arrays) == 1:
         return next(iter(decoded.arrays.values()))
     raise InvalidContent(
-        f"{what} holds several arrays ({', '.join(sorted(decoded.arrays))}); "
-        f"name the one to use {preferred!r}."
+        f"{what} holds several arrays ({', '.join(excerpt(k) for k in sorted(decoded.arrays))}); "
+        f"name the one to use {preferred!r}.",
+        code="ambiguous_array",
     )
 
 
@@ -499,47 +355,73 @@ def _auto_layout(shape: tuple[int, ...]) -> str:
         return "chw" if small_first else "hwc"
     raise InvalidContent(
         f"The array's shape {list(shape)} is ambiguous: it could be CHW or HWC. "
-        'Set "layout" to "chw" or "hwc" in the spec.'
+        'Set "layout" to "chw" or "hwc" in the spec.',
+        field="input.layout",
+        code="ambiguous_layout",
     )
 
 
 def to_chw(arr: np.ndarray, layout: str, what: str = "input") -> np.ndarray:
-    """A decoded array as contiguous float32 (C, H, W), by `layout` or the documented auto rule."""
+    """A decoded array as contiguous float32 (C, H, W), by `layout` or the documented auto rule.
+
+    `what` names the request field the array came from (input, target): errors name it.
+    """
+    layout_field = f"{what}.layout"
     if layout not in LAYOUTS:
-        raise InvalidContent(f"Unknown layout {layout!r}; use one of: {', '.join(LAYOUTS)}.")
+        raise InvalidContent(
+            f"Unknown layout {excerpt(layout)}; use one of: {', '.join(LAYOUTS)}.",
+            field=layout_field,
+            code="unknown_name",
+        )
     shape = arr.shape
     if 0 in shape:
-        raise InvalidContent(f"The {what} array is empty (shape {list(shape)}).")
+        raise InvalidContent(
+            f"The {what} array is empty (shape {list(shape)}).", field=what, code="empty"
+        )
     if arr.ndim == 4:
         if shape[0] != 1:
             raise InvalidContent(
-                f"The {what} is a batch of {shape[0]} (shape {list(shape)}); send one map (N = 1)."
+                f"The {what} is a batch of {shape[0]} (shape {list(shape)}); send one map (N = 1).",
+                field=what,
+                code="bad_shape",
             )
         arr = arr[0]
         layout = {"nchw": "chw", "nhwc": "hwc"}.get(layout, layout)
     elif layout in ("nchw", "nhwc"):
-        raise InvalidContent(f"Layout {layout!r} needs a 4-D array; the {what} is {arr.ndim}-D.")
+        raise InvalidContent(
+            f"Layout {layout!r} needs a 4-D array; the {what} is {arr.ndim}-D.",
+            field=layout_field,
+            code="bad_shape",
+        )
     if arr.ndim == 2:
         arr = arr[None]
         layout = "chw"
     if arr.ndim != 3:
         raise InvalidContent(
             f"The {what} has {arr.ndim} dimensions (shape {list(shape)}); send 2-D (H, W), "
-            "3-D (C, H, W or H, W, C) or 4-D with N = 1."
+            "3-D (C, H, W or H, W, C) or 4-D with N = 1.",
+            field=what,
+            code="bad_shape",
         )
     if layout == "auto":
-        layout = _auto_layout(arr.shape)
+        try:
+            layout = _auto_layout(arr.shape)
+        except InvalidContent as exc:
+            exc.field = layout_field
+            raise
     if layout == "hwc":
         arr = arr.transpose(2, 0, 1)
     out = np.ascontiguousarray(arr, dtype=np.float32)  # (C, H, W)
-    check_finite(out, what)
+    check_finite(out, what, field=what)
     return out
 
 
-def check_finite(arr: np.ndarray, what: str) -> None:
+def check_finite(arr: np.ndarray, what: str, *, field: str | None = None) -> None:
     if not np.isfinite(arr).all():
         bad = int(arr.size - np.isfinite(arr).sum())
         raise InvalidContent(
             f"The {what} holds {bad} NaN or infinite values (or values too large for float32); "
-            "replace them with finite numbers."
+            "replace them with finite numbers.",
+            field=field or what,
+            code="not_finite",
         )
