@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from fastapi import FastAPI, Request
@@ -21,9 +21,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import __version__, render
 from app.config import Settings, get_settings
-from app.errors import Busy, OneByOneError, TooLarge, excerpt
+from app.errors import Busy, OneByOneError, TooLarge
 from app.gate import ComputeGate
 from app.routes import api, experiments, pages
+from app.routes.bodies import validation_error
 
 log = logging.getLogger("onebyone")
 
@@ -64,6 +65,22 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+class HeadAsGet:
+    """Answer HEAD like GET, for every GET route: uvicorn sends the headers and no body.
+
+    Only the app's copy of the scope says GET; the server's still says HEAD, which is
+    what makes it drop the body.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "HEAD":
+            scope = {**scope, "method": "GET"}
+        await self.app(scope, receive, send)
 
 
 class HeadersAndLog:
@@ -116,22 +133,6 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-# pydantic's error types -> our codes; anything else is "invalid".
-_PYDANTIC_CODES = {
-    "extra_forbidden": "unknown_field",
-    "missing": "missing",
-    "json_invalid": "bad_json",
-}
-
-
-def _loc_field(loc: tuple[Any, ...]) -> str | None:
-    """A pydantic location as our dotted field, without FastAPI's "body"/"query" prefix."""
-    parts = [str(p) for p in loc]
-    if parts and parts[0] in ("body", "query", "path", "header"):
-        parts = parts[1:]
-    return ".".join(excerpt(p, 40).strip("'") for p in parts) or None
-
-
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OneByOneError)
     async def domain_error(request: Request, exc: OneByOneError) -> JSONResponse:
@@ -139,14 +140,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, exc.detail, exc.field, exc.code, headers)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        parts = []
-        for err in errors:
-            parts.append(f"{_loc_field(err.get('loc', ())) or 'request'}: {err.get('msg')}")
-        first = errors[0] if errors else {}
-        code = _PYDANTIC_CODES.get(str(first.get("type")), "invalid")
-        return error_response(422, "; ".join(parts), _loc_field(first.get("loc", ())), code)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Query parameters (bodies are parsed by routes.bodies): drop FastAPI's "query" prefix.
+        errors = [{**e, "loc": tuple(e.get("loc", ()))[1:]} for e in exc.errors()]
+        err = validation_error(errors, None)
+        return error_response(err.status_code, err.detail, err.field, err.code)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -209,6 +207,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
         )
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + (1 << 20))
+    app.add_middleware(HeadAsGet)
     app.add_middleware(HeadersAndLog)
     return app
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 HARD_SIDE = 16384
 HARD_CHANNELS = 65536
@@ -67,12 +68,42 @@ class WeightsSpec(BaseModel):
     )
 
 
-class CompareRequest(BaseModel):
+_TOP_LAYOUT = Field(
+    default=None,
+    description="For an uploaded array: how its axes are ordered, the same as input.layout "
+    "(it describes the file, so it may stand here in a multipart spec part). If both are "
+    "given they must agree.",
+)
+
+
+class _UploadLayout(BaseModel):
+    """Requests that may carry `layout` at the top level as well as inside `input`."""
+
+    input: InputSpec
+    layout: Layout | None
+
+    @model_validator(mode="after")
+    def _merge_layout(self) -> _UploadLayout:
+        if self.layout is None:
+            return self
+        inner = self.input.layout if "layout" in self.input.model_fields_set else None
+        if inner is not None and inner != self.layout:
+            raise PydanticCustomError(
+                "conflict",
+                "layout is {outer} at the top level but {inner} in input; give one, or the same",
+                {"outer": self.layout, "inner": inner, "field": "layout"},
+            )
+        self.input.layout = self.layout
+        return self
+
+
+class CompareRequest(_UploadLayout):
     model_config = ConfigDict(extra="forbid")
 
     input: InputSpec = Field(default_factory=InputSpec)
     weights: WeightsSpec = Field(default_factory=WeightsSpec)
     device: Device = "auto"
+    layout: Layout | None = _TOP_LAYOUT
 
 
 class ErrorResponse(BaseModel):
@@ -137,7 +168,7 @@ def _input(**defaults: Any) -> Any:
     return Field(default_factory=lambda: InputSpec(**defaults))
 
 
-class FitRequest(BaseModel):
+class FitRequest(_UploadLayout):
     """Learn a 1×1 conv + ReLU and the best no-mixing model towards a target."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -153,9 +184,10 @@ class FitRequest(BaseModel):
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
     every: int = Field(default=10, ge=1, le=5000, description="steps between progress events")
     device: Device = "auto"
+    layout: Layout | None = _TOP_LAYOUT
 
 
-class BottleneckRequest(BaseModel):
+class BottleneckRequest(_UploadLayout):
     """The variance kept by the best reduction to K channels, for every K, and its cost."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -166,9 +198,10 @@ class BottleneckRequest(BaseModel):
         default=32, ge=1, le=HARD_CHANNELS, description="its outputs (GoogLeNet's 5×5: 32)"
     )
     device: Device = "auto"
+    layout: Layout | None = _TOP_LAYOUT
 
 
-class ReceptiveFieldRequest(BaseModel):
+class ReceptiveFieldRequest(_UploadLayout):
     """Change one input pixel; which outputs change under a 1×1 and under a 3×3 conv?"""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -176,9 +209,12 @@ class ReceptiveFieldRequest(BaseModel):
     input: InputSpec = _input(generator="edges", height=32, width=32, channels=3, rectangles=2)
     out_channels: int = Field(default=4, ge=1, le=1024)
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
-    pixel: tuple[int, int] | None = Field(default=None, description="(y, x); default the centre")
+    pixel: list[int] | None = Field(
+        default=None, min_length=2, max_length=2, description="[y, x]; default the centre"
+    )
     delta: float = Field(default=1.0, description="added to every channel at that pixel")
     device: Device = "auto"
+    layout: Layout | None = _TOP_LAYOUT
 
 
 EXPERIMENT_EXAMPLES: dict[str, dict[str, Any]] = {

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from app import mixing
-from app.errors import InvalidContent
+from app.errors import InvalidContent, excerpt
 from app.schemas import WeightsSpec
 from app.uploads import Decoded, check_finite
 
@@ -43,7 +43,9 @@ def _identity(spec: WeightsSpec, x: torch.Tensor, k: int) -> Made:
     c = x.shape[0]
     if k != c:
         raise InvalidContent(
-            f"The identity preset has K = C = {c} filters; drop out_channels or set it to {c}."
+            f"The identity preset has K = C = {c} filters; drop out_channels or set it to {c}.",
+            field="weights.out_channels",
+            code="out_of_range",
         )
     return np.eye(c, dtype=np.float32), {}
 
@@ -59,14 +61,24 @@ def _random(spec: WeightsSpec, x: torch.Tensor, k: int) -> Made:
 def _difference(spec: WeightsSpec, x: torch.Tensor, k: int) -> Made:
     c = x.shape[0]
     if k != 1:
-        raise InvalidContent("The difference preset has one filter; drop out_channels or set 1.")
+        raise InvalidContent(
+            "The difference preset has one filter; drop out_channels or set 1.",
+            field="weights.out_channels",
+            code="out_of_range",
+        )
     for name, ch in (("positive", spec.positive), ("negative", spec.negative)):
         if ch >= c:
             raise InvalidContent(
-                f"difference: {name} = {ch} is not a channel of the input (0 … {c - 1})."
+                f"difference: {name} = {ch} is not a channel of the input (0 … {c - 1}).",
+                field=f"weights.{name}",
+                code="out_of_range",
             )
     if spec.positive == spec.negative:
-        raise InvalidContent("difference: positive and negative must be different channels.")
+        raise InvalidContent(
+            "difference: positive and negative must be different channels.",
+            field="weights.negative",
+            code="conflict",
+        )
     w = np.zeros((1, c), dtype=np.float32)
     w[0, spec.positive], w[0, spec.negative] = 1.0, -1.0
     return w, {}
@@ -75,7 +87,11 @@ def _difference(spec: WeightsSpec, x: torch.Tensor, k: int) -> Made:
 def _mean(spec: WeightsSpec, x: torch.Tensor, k: int) -> Made:
     c = x.shape[0]
     if k != 1:
-        raise InvalidContent("The mean preset has one filter; drop out_channels or set 1.")
+        raise InvalidContent(
+            "The mean preset has one filter; drop out_channels or set 1.",
+            field="weights.out_channels",
+            code="out_of_range",
+        )
     return np.full((1, c), 1.0 / c, dtype=np.float32), {}
 
 
@@ -84,7 +100,9 @@ def _pca(spec: WeightsSpec, x: torch.Tensor, k: int) -> Made:
     if k > c:
         raise InvalidContent(
             f"pca: out_channels = {k} is more than the input's {c} channels; a projection "
-            f"onto principal directions has at most C = {c} filters."
+            f"onto principal directions has at most C = {c} filters.",
+            field="weights.out_channels",
+            code="out_of_range",
         )
     rows, shares = mixing.principal_directions(mixing.channel_covariance(x), k)
     return rows.float(), {
@@ -127,7 +145,11 @@ def _preset(spec: WeightsSpec) -> tuple[str, PresetInfo]:
     name = spec.preset or "random"
     info = PRESETS.get(name)
     if info is None:
-        raise InvalidContent(f"Unknown weight preset {name!r}; use one of: {', '.join(PRESETS)}.")
+        raise InvalidContent(
+            f"Unknown weight preset {excerpt(name)}; use one of: {', '.join(PRESETS)}.",
+            field="weights.preset",
+            code="unknown_name",
+        )
     return name, info
 
 
@@ -138,9 +160,11 @@ def _file_weight(decoded: Decoded) -> np.ndarray:
         return weight
     if len(decoded.arrays) != 1:
         raise InvalidContent(
-            f"The weights file holds {', '.join(sorted(decoded.arrays))}; it needs one "
-            "array, or a state dict with 'weight' (and optional 'bias'), as "
-            "torch.save(conv.state_dict()) writes for nn.Conv2d(C, K, 1)."
+            f"The weights file holds {', '.join(excerpt(k) for k in sorted(decoded.arrays))}; "
+            "it needs one array, or a state dict with 'weight' (and optional 'bias'), as "
+            "torch.save(conv.state_dict()) writes for nn.Conv2d(C, K, 1).",
+            field="weights",
+            code="ambiguous_array",
         )
     return next(iter(decoded.arrays.values()))
 
@@ -163,7 +187,9 @@ def _bias(spec_bias: float | list[float] | None, k: int, where: str) -> np.ndarr
         return np.full(k, float(spec_bias), dtype=np.float32)
     if len(spec_bias) != k:
         raise InvalidContent(
-            f"{where}: bias has {len(spec_bias)} values but there are K = {k} filters."
+            f"{where}: bias has {len(spec_bias)} values but there are K = {k} filters.",
+            field="weights.bias",
+            code="shape_mismatch",
         )
     return np.asarray(spec_bias, dtype=np.float32)
 
@@ -173,12 +199,14 @@ def _on(device: torch.device, a: np.ndarray | torch.Tensor) -> torch.Tensor:
     return t.to(device)
 
 
-def _check_c(weight_shape: tuple[int, ...], c: int, where: str) -> None:
+def _check_c(weight_shape: tuple[int, ...], c: int, where: str, field: str) -> None:
     if weight_shape[1] != c:
         raise InvalidContent(
             f"{where}: the weights have shape {list(weight_shape)}, i.e. C = {weight_shape[1]} "
             f"input channels, but the input has C = {c} (input shape (C, H, W) with C = {c}). "
-            "Their C must match."
+            "Their C must match.",
+            field=field,
+            code="shape_mismatch",
         )
 
 
@@ -199,15 +227,17 @@ def from_preset(spec: WeightsSpec, x: torch.Tensor) -> Layer:
 def from_matrix(spec: WeightsSpec, x: torch.Tensor) -> Layer:
     assert spec.matrix is not None
     rows = spec.matrix
-    if not rows or any(len(r) != len(rows[0]) for r in rows):
+    if not rows or not rows[0] or any(len(r) != len(rows[0]) for r in rows):
         raise InvalidContent(
-            "weights.matrix must be K rows of C numbers each, all rows the same length."
+            "weights.matrix must be K rows of C numbers each, all rows the same length.",
+            field="weights.matrix",
+            code="bad_shape",
         )
     w = np.asarray(rows, dtype=np.float32)  # (K, C)
-    check_finite(w, "weight matrix")
-    _check_c(w.shape, x.shape[0], "weights.matrix")
+    check_finite(w, "weight matrix", field="weights.matrix")
+    _check_c(w.shape, x.shape[0], "weights.matrix", "weights.matrix")
     b = _bias(spec.bias, w.shape[0], "weights.matrix")
-    check_finite(b, "bias")
+    check_finite(b, "bias", field="weights.bias")
     return Layer(_on(x.device, w), _on(x.device, b), "matrix")
 
 
@@ -226,24 +256,37 @@ def from_file(decoded: Decoded, spec: WeightsSpec, x: torch.Tensor) -> Layer:
         if weight.shape[2:] != (1, 1):
             raise InvalidContent(
                 f"The weights have shape {list(weight.shape)}: a {weight.shape[2]}×"
-                f"{weight.shape[3]} kernel. Only 1×1 layers, (K, C, 1, 1) or (K, C), are supported."
+                f"{weight.shape[3]} kernel. Only 1×1 layers, (K, C, 1, 1) or (K, C), are "
+                "supported.",
+                field="weights",
+                code="not_1x1",
             )
         weight = weight[:, :, 0, 0]
     if weight.ndim != 2:
         raise InvalidContent(
-            f"The weights have shape {list(weight.shape)}; send (K, C) or (K, C, 1, 1)."
+            f"The weights have shape {list(weight.shape)}; send (K, C) or (K, C, 1, 1).",
+            field="weights",
+            code="bad_shape",
+        )
+    if 0 in weight.shape:
+        raise InvalidContent(
+            f"The weights have shape {list(weight.shape)}: no filters or no channels.",
+            field="weights",
+            code="empty",
         )
     w = np.ascontiguousarray(weight, dtype=np.float32)
-    check_finite(w, "weights")
-    _check_c(w.shape, x.shape[0], "weights file")
+    check_finite(w, "weights", field="weights")
+    _check_c(w.shape, x.shape[0], "weights file", "weights")
     k = w.shape[0]
     if bias is not None:
         b = np.asarray(bias, dtype=np.float32).reshape(-1)
         if b.shape[0] != k:
             raise InvalidContent(
-                f"The weights file's bias has {b.shape[0]} values but its weight has K = {k} rows."
+                f"The weights file's bias has {b.shape[0]} values but its weight has K = {k} rows.",
+                field="weights",
+                code="shape_mismatch",
             )
-        check_finite(b, "bias")
+        check_finite(b, "bias", field="weights")
     else:
         b = _bias(spec.bias, k, "weights file")
     return Layer(_on(x.device, w), _on(x.device, b), f"file:{decoded.format}")
@@ -254,6 +297,10 @@ def build(spec: WeightsSpec, x: torch.Tensor, decoded: Decoded | None) -> Layer:
         return from_file(decoded, spec, x)
     if spec.matrix is not None:
         if spec.preset is not None:
-            raise InvalidContent("Give weights.preset or weights.matrix, not both.")
+            raise InvalidContent(
+                "Give weights.preset or weights.matrix, not both.",
+                field="weights.matrix",
+                code="conflict",
+            )
         return from_matrix(spec, x)
     return from_preset(spec, x)

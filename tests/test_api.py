@@ -239,40 +239,96 @@ def test_image_upload_uses_colour_channels(client: httpx.Client) -> None:
 
 # ---------------------------------------------------------------- errors
 
-BAD_JSON: list[tuple[dict[str, Any], int, str]] = [
-    ({"input": {"generator": "nope"}}, 422, "catdog"),
-    ({"weights": {"preset": "nope"}}, 422, "pca"),
-    ({"input": {"height": 5000}}, 422, "limit is 1024"),
-    ({"input": {"height": 10**9}}, 422, "less than or equal"),
-    ({"input": {"channels": 0}}, 422, "greater than or equal"),
-    ({"input": {"channels": 1000, "height": 1000, "width": 1000}}, 422, "ONEBYONE_MAX_VALUES"),
-    ({"input": {"channels": 3}, "weights": {"matrix": [[1, 2]]}}, 422, "C = 2"),
-    ({"input": {"channels": 2}, "weights": {"matrix": [[1, 2], [3]]}}, 422, "same length"),
+BAD_JSON: list[tuple[dict[str, Any], int, str, str, str]] = [
+    # body, status, field, code, words the detail must contain
+    ({"input": {"generator": "nope"}}, 422, "input.generator", "unknown_name", "catdog"),
+    ({"weights": {"preset": "nope"}}, 422, "weights.preset", "unknown_name", "pca"),
+    ({"input": {"height": 5000}}, 422, "input.height", "over_limit", "limit is 1024"),
+    ({"input": {"height": 10**9}}, 422, "input.height", "invalid", "less than or equal"),
+    ({"input": {"channels": 0}}, 422, "input.channels", "invalid", "greater than or equal"),
+    (
+        {"input": {"channels": 1000, "height": 1000, "width": 1000}},
+        422,
+        "input",
+        "over_limit",
+        "ONEBYONE_MAX_VALUES",
+    ),
+    (
+        {"input": {"channels": 3}, "weights": {"matrix": [[1, 2]]}},
+        422,
+        "weights.matrix",
+        "shape_mismatch",
+        "C = 2",
+    ),
+    (
+        {"input": {"channels": 2}, "weights": {"matrix": [[1, 2], [3]]}},
+        422,
+        "weights.matrix",
+        "bad_shape",
+        "same length",
+    ),
     (
         {"input": {"channels": 4}, "weights": {"preset": "identity", "out_channels": 3}},
         422,
+        "weights.out_channels",
+        "out_of_range",
         "K = C",
     ),
-    ({"input": {"channels": 4}, "weights": {"preset": "pca", "out_channels": 9}}, 422, "at most C"),
-    ({"input": {"channels": 4}, "weights": {"preset": "difference", "negative": 7}}, 422, "0 … 3"),
     (
-        {"device": "cuda"} if not torch.cuda.is_available() else {"device": "tpu"},
+        {"input": {"channels": 4}, "weights": {"preset": "pca", "out_channels": 9}},
         422,
+        "weights.out_channels",
+        "out_of_range",
+        "at most C",
+    ),
+    (
+        {"input": {"channels": 4}, "weights": {"preset": "difference", "negative": 7}},
+        422,
+        "weights.negative",
+        "out_of_range",
+        "0 … 3",
+    ),
+    (
+        {"device": "cuda"} if not torch.cuda.is_available() else {"device": "mps"},
+        422,
+        "device",
+        "device_unavailable",
         "not available",
     ),
-    ({"device": "tpu"}, 422, "Input should be"),
-    ({"input": {"colour": 1}}, 422, "Extra inputs"),
-    ({"input": {"generator": "catdog", "channels": 1}}, 422, "channels >= 2"),
+    ({"device": "tpu"}, 422, "device", "invalid", "Input should be"),
+    (
+        {"input": {"colour": 1}},
+        422,
+        "input.colour",
+        "unknown_field",
+        "the fields here are: generator, height, width, channels, seed",
+    ),
+    ({"shape": [1]}, 422, "shape", "unknown_field", "the fields here are: input, layout"),
+    (
+        {"input": {"generator": "catdog", "channels": 1}},
+        422,
+        "input.channels",
+        "out_of_range",
+        "channels >= 2",
+    ),
+    # Strict types: booleans and strings are not numbers.
+    ({"input": {"height": True}}, 422, "input.height", "invalid", "valid integer"),
+    ({"input": {"height": "28"}}, 422, "input.height", "invalid", "valid integer"),
+    ({"input": {"height": 28.0}}, 422, "input.height", "invalid", "valid integer"),
+    ({"weights": {"bias": True}}, 422, "weights.bias", "invalid", "valid number"),
+    ({"input": {"layout": "chw"}, "layout": "hwc"}, 422, "layout", "conflict", "give one"),
 ]
 
 
-@pytest.mark.parametrize(("body", "status", "match"), BAD_JSON)
+@pytest.mark.parametrize(("body", "status", "field", "code", "match"), BAD_JSON)
 def test_bad_json_requests_get_a_clear_4xx(
-    client: httpx.Client, body: dict[str, Any], status: int, match: str
+    client: httpx.Client, body: dict[str, Any], status: int, field: str, code: str, match: str
 ) -> None:
     r = post(client, body)
     assert r.status_code == status, r.text
-    assert match in r.json()["detail"]
+    err = r.json()
+    assert (err["field"], err["code"]) == (field, code), err
+    assert match in err["detail"]
 
 
 def test_nan_in_json_weights_is_refused(client: httpx.Client) -> None:
@@ -281,24 +337,72 @@ def test_nan_in_json_weights_is_refused(client: httpx.Client) -> None:
         content=b'{"input": {"channels": 1}, "weights": {"matrix": [[NaN]]}}',
         headers={"content-type": "application/json"},
     )
-    assert r.status_code == 422 and "finite" in r.json()["detail"]
+    err = r.json()
+    assert r.status_code == 422 and "finite" in err["detail"]
+    assert (err["field"], err["code"]) == ("weights.matrix.0.0", "not_finite")
 
 
 @pytest.mark.parametrize(
-    ("content", "ctype", "status", "match"),
+    ("content", "ctype", "status", "code", "match"),
     [
-        (b"{not json", "application/json", 400, "not valid JSON"),
-        (b"hello", "text/plain", 415, "application/json or multipart"),
-        (b"--x\r\nbroken", "multipart/form-data; boundary=x", 422, "file part named 'input'"),
-        (b"--x\r\nbroken", "multipart/form-data", 400, "boundary"),
+        (b"{not json", "application/json", 400, "bad_json", "not valid JSON"),
+        (b"[1, 2]", "application/json", 422, "not_an_object", "JSON object"),
+        (
+            b'{"input": {"height": 8, "height": 9}}',
+            "application/json",
+            400,
+            "duplicate_key",
+            "appears twice",
+        ),
+        (b"hello", "text/plain", 415, "unsupported_content_type", "application/json or multipart"),
+        (b'{"input": {}}', "", 415, "missing_content_type", "no Content-Type"),
+        (b"--x\r\nbroken", "multipart/form-data; boundary=x", 400, "bad_multipart", "cut short"),
+        (b"--x\r\nbroken", "multipart/form-data", 400, "bad_multipart", "boundary"),
     ],
 )
 def test_malformed_bodies(
-    client: httpx.Client, content: bytes, ctype: str, status: int, match: str
+    client: httpx.Client, content: bytes, ctype: str, status: int, code: str, match: str
 ) -> None:
-    r = client.post("/api/v1/compare", content=content, headers={"content-type": ctype})
+    headers = {"content-type": ctype} if ctype else {}
+    r = client.post("/api/v1/compare", content=content, headers=headers)
     assert r.status_code == status, r.text
-    assert match in r.json()["detail"]
+    assert r.json()["code"] == code and match in r.json()["detail"]
+
+
+def test_an_empty_post_without_content_type_takes_every_default(client: httpx.Client) -> None:
+    r = client.post("/api/v1/compare", params={"heatmaps": "false"})
+    assert r.status_code == 200, r.text
+    assert r.json()["shapes"]["input"] == [4, 28, 28]
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "code"),
+    [
+        ("format=json&format=npz", "format", "repeated_parameter"),
+        ("fromat=png", "fromat", "unknown_parameter"),
+        ("format=gif", "format", "invalid"),
+    ],
+)
+def test_query_parameters_are_strict(
+    client: httpx.Client, query: str, field: str, code: str
+) -> None:
+    r = client.post(f"/api/v1/compare?{query}", json={})
+    assert r.status_code == 422, r.text
+    assert (r.json()["field"], r.json()["code"]) == (field, code)
+
+
+def test_a_repeated_multipart_part_is_refused(client: httpx.Client) -> None:
+    parts = [("input", ("a.npy", files.npy(X))), ("input", ("b.npy", files.npy(X)))]
+    r = client.post("/api/v1/compare", files=parts)
+    assert r.status_code == 422 and r.json()["code"] == "repeated_part"
+    assert r.json()["field"] == "input"
+
+
+def test_head_is_answered_like_get(client: httpx.Client) -> None:
+    for path in ("/", "/healthz", "/api/v1/presets"):
+        r = client.head(path)
+        assert r.status_code == 200 and r.content == b"", path
+        assert int(r.headers["content-length"]) > 0
 
 
 @pytest.mark.parametrize(
@@ -342,11 +446,6 @@ def test_chunked_body_over_limit_is_413_while_streaming(client: httpx.Client) ->
         "/api/v1/compare", content=chunks(), headers={"content-type": "application/json"}
     )
     assert r.status_code == 413
-
-
-def test_unknown_format_is_422(client: httpx.Client) -> None:
-    r = post(client, {}, "gif")
-    assert r.status_code == 422 and "format" in r.json()["detail"]
 
 
 def test_every_endpoint_has_an_openapi_example(client: httpx.Client) -> None:

@@ -12,10 +12,10 @@ from fastapi.responses import JSONResponse, Response
 from app import __version__, compare, devices, generators, montage, render, uploads, weights
 from app.gate import ComputeGate
 from app.routes.bodies import parse_body
-from app.routes.deps import ERRORS, SettingsDep
+from app.routes.deps import ERRORS, SettingsDep, StrictQuery
 from app.schemas import COMPARE_EXAMPLES, HARD_SIDE, CompareRequest, Health
 
-router = APIRouter()
+router = APIRouter(dependencies=[StrictQuery])
 
 
 def _example(value: Any) -> dict[int | str, dict[str, Any]]:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from app.config import Settings, get_settings
+from app.errors import InvalidContent, excerpt
 from app.gate import ComputeGate
 from app.schemas import ErrorResponse
 
@@ -33,3 +34,40 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "Retry-After header's seconds.",
     }.items()
 }
+
+
+def _query_names(dependant: Any) -> set[str]:
+    """The query parameters a route declares, its dependencies' included."""
+    if dependant is None:
+        return set()
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def strict_query(request: Request) -> None:
+    """Refuse a query parameter this route does not have, or one given twice.
+
+    `?format=json&format=npz` or a typo such as `?fromat=png` can only be a mistake;
+    silently taking the last value or ignoring the name would hide it.
+    """
+    allowed = _query_names(getattr(request.scope.get("route"), "dependant", None))
+    names = [name for name, _ in request.query_params.multi_items()]
+    for name in names:
+        if name not in allowed:
+            known = ", ".join(sorted(allowed)) or "none"
+            raise InvalidContent(
+                f"Unknown query parameter {excerpt(name)}; this endpoint takes: {known}.",
+                field=name if name.isidentifier() and len(name) <= 40 else None,
+                code="unknown_parameter",
+            )
+        if names.count(name) > 1:
+            raise InvalidContent(
+                f"The query parameter {name!r} is given {names.count(name)} times; give it once.",
+                field=name,
+                code="repeated_parameter",
+            )
+
+
+StrictQuery = Depends(strict_query)

@@ -19,7 +19,7 @@ from app.config import Settings
 from app.errors import InvalidContent, OneByOneError
 from app.gate import ComputeGate
 from app.routes.bodies import parse_body
-from app.routes.deps import ERRORS, SettingsDep
+from app.routes.deps import ERRORS, SettingsDep, StrictQuery
 from app.schemas import (
     EXPERIMENT_EXAMPLES,
     BottleneckRequest,
@@ -29,7 +29,7 @@ from app.schemas import (
     ReceptiveFieldRequest,
 )
 
-router = APIRouter(prefix="/api/v1/experiments", tags=["experiments"])
+router = APIRouter(prefix="/api/v1/experiments", tags=["experiments"], dependencies=[StrictQuery])
 log = logging.getLogger("onebyone")
 
 
@@ -66,7 +66,9 @@ def _input(
     if limit is not None and arr.size > limit:
         raise InvalidContent(
             f"This experiment takes at most {limit} input values (C·H·W); the input has "
-            f"{arr.size}. Use a smaller map (ONEBYONE_MAX_EXPERIMENT_VALUES)."
+            f"{arr.size}. Use a smaller map (ONEBYONE_MAX_EXPERIMENT_VALUES).",
+            field="input",
+            code="over_limit",
         )
     return arr, torch.from_numpy(arr).to(devices.resolve(device)), names, source
 
@@ -78,18 +80,26 @@ def _target(
     h, w = arr.shape[1:]
     if req.target == "upload":
         if upload is None:
-            raise InvalidContent('target "upload" needs a multipart file part named "target".')
+            raise InvalidContent(
+                'target "upload" needs a multipart file part named "target".',
+                field="target",
+                code="missing",
+            )
         t = uploads.to_chw(uploads.pick(upload, "target", "The target file"), "chw", "target")
         if t.shape[1:] != (h, w):
             raise InvalidContent(
                 f"The target is {t.shape[1]}×{t.shape[2]} but the input is {h}×{w}; "
-                "they must have the same height and width."
+                "they must have the same height and width.",
+                field="target",
+                code="shape_mismatch",
             )
         return t
     if req.input.generator != "catdog" or input_uploaded:
         raise InvalidContent(
             'target "cat_over_dog" needs the catdog generator; for other inputs, upload a '
-            'target and set "target": "upload".'
+            'target and set "target": "upload".',
+            field="target",
+            code="needs_catdog",
         )
     target: np.ndarray = np.maximum(arr[0] - arr[1], 0.0)[None]  # (1, H, W)
     return target
@@ -265,7 +275,9 @@ async def receptive_field(request: Request, settings: SettingsDep) -> dict[str, 
         c, h, w = arr.shape
         y, x = req.pixel if req.pixel is not None else (h // 2, w // 2)
         if not (0 <= y < h and 0 <= x < w):
-            raise InvalidContent(f"pixel ({y}, {x}) is outside the {h}×{w} map.")
+            raise InvalidContent(
+                f"pixel ({y}, {x}) is outside the {h}×{w} map.", field="pixel", code="out_of_range"
+            )
         with torch.inference_mode():
             changed = experiments.receptive_field(t, req.out_channels, req.seed, (y, x), req.delta)
             edges = experiments.edge_detector(t)  # (H, W)
