@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -153,79 +152,3 @@ def run(
         truth=truth,
         timings_ms={"prepare": (t1 - t0) * 1e3, "compute": (t2 - t1) * 1e3},
     )
-
-
-Stats = dict[str, dict[str, torch.Tensor]]
-
-
-def statistics(cmp: Comparison) -> Stats:
-    """Per-channel statistics of the four arrays (mixing.channel_stats), each (C,) or (K,)."""
-    p = cmp.paths
-    raw = {
-        "input": mixing.channel_stats(cmp.x),
-        "pre_activation": mixing.channel_stats(p.pre_activation),
-    }
-    raw["relu_only"] = mixing.relu_stats(raw["input"], p.relu_only)
-    raw["conv_relu"] = mixing.relu_stats(raw["pre_activation"], p.conv_relu)
-    return raw
-
-
-def stats_json(cmp: Comparison, raw: Stats) -> dict[str, dict[str, list[float]]]:
-    """The statistics as lists for JSON, counts as fractions of the H·W values per channel."""
-    n = cmp.x.shape[1] * cmp.x.shape[2]
-    out: dict[str, dict[str, list[float]]] = {}
-    for name, st in raw.items():
-        out[name] = {k: [round(v, 6) for v in st[k].cpu().tolist()] for k in ("min", "max", "mean")}
-        out[name]["zero_fraction"] = [v / n for v in st["zero_count"].cpu().tolist()]
-    # What each path's ReLU changed: the values below zero in what it was given.
-    for path, given in (("relu_only", "input"), ("conv_relu", "pre_activation")):
-        out[path]["changed_fraction"] = [v / n for v in raw[given]["negative_count"].cpu().tolist()]
-    return out
-
-
-def summary(cmp: Comparison, raw: Stats) -> dict[str, Any]:
-    """The headline numbers: values each path changed, and whether the two paths agree."""
-    x, p = cmp.x, cmp.paths
-    out: dict[str, Any] = {
-        "relu_only_changed": int(raw["input"]["negative_count"].sum()),
-        "relu_only_values": x.numel(),
-        "conv_relu_changed": int(raw["pre_activation"]["negative_count"].sum()),
-        "conv_relu_values": p.pre_activation.numel(),
-    }
-    if p.relu_only.shape == p.conv_relu.shape:
-        identical = torch.equal(p.relu_only, p.conv_relu)
-        out["paths_identical"] = identical
-        out["paths_max_abs_difference"] = (
-            0.0 if identical else float((p.relu_only - p.conv_relu).abs().max())
-        )
-    else:
-        out["paths_max_abs_difference"] = None
-        out["paths_identical"] = False
-    return out
-
-
-def layer_report(cmp: Comparison) -> dict[str, Any]:
-    """What the layer reports; for a reduction (K < C), the input variance its span keeps.
-
-    Only the JSON format shows it, so only that format pays for the covariance.
-    """
-    info = dict(cmp.layer.info)
-    if cmp.layer.weight.shape[0] < cmp.x.shape[0] and "variance_kept" not in info:
-        cov = mixing.channel_covariance(cmp.x)
-        info["variance_kept"] = mixing.variance_kept(cov, cmp.layer.weight)
-    return info
-
-
-def truth_scores(cmp: Comparison) -> dict[str, Any]:
-    """For each ground-truth mask, how well the best channel of each path marks it (output > 0)."""
-    scores: dict[str, Any] = {}
-    for name, mask in cmp.truth.items():
-        m = torch.from_numpy(mask).to(cmp.x.device)  # (H, W)
-        entry: dict[str, Any] = {"fraction_true": float(m.float().mean())}
-        for path in ("relu_only", "conv_relu"):
-            lit = getattr(cmp.paths, path) > 0  # (K, H, W)
-            agreement = (lit == m).float().mean(dim=(1, 2))  # (K,)
-            best = int(agreement.argmax())
-            entry[path] = {"best_channel": best, "agreement": float(agreement[best])}
-        scores[name] = entry
-    return scores

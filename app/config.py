@@ -26,8 +26,8 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=128 * 1024 * 1024, ge=1)
     max_image_pixels: int = Field(default=16 * 1024 * 1024, ge=1)
 
-    # JSON heatmaps: values per array before they are subsampled, and channels drawn in the PNG.
-    max_heatmap_values: int = Field(default=4 * 1024 * 1024, ge=1)
+    # JSON heatmaps: values per array (C·H'·W') before maps are subsampled for the page.
+    max_heatmap_values: int = Field(default=1024 * 1024, ge=1)
     # Input values (C·H·W) of the fit and receptive-field experiments, which do more per value.
     max_experiment_values: int = Field(default=1024 * 1024, ge=1)
     max_png_channels: int = Field(default=64, ge=1)

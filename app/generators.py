@@ -211,7 +211,16 @@ def find(name: str) -> GeneratorInfo:
 
 
 def generate(name: str, c: int, h: int, w: int, seed: int, params: dict[str, Any]) -> Generated:
+    """Seeded maps from the named generator; `params` holds only the parameters given."""
     info = find(name)
+    for key in params:
+        if key not in info.params:
+            takes = ", ".join(info.params) or "no parameters of its own"
+            raise InvalidContent(
+                f"{key} is not a parameter of the {name} generator; it takes {takes}.",
+                field=f"input.{key}",
+                code="not_for_generator",
+            )
     resolved: dict[str, Any] = {}
     for key, (default, lo, hi, _) in info.params.items():
         value = params.get(key)

@@ -23,7 +23,7 @@ from app import __version__, render
 from app.config import Settings, get_settings
 from app.errors import Busy, OneByOneError, TooLarge
 from app.gate import ComputeGate
-from app.routes import api, experiments, pages
+from app.routes import api, docs, experiments, pages
 from app.routes.bodies import validation_error
 
 log = logging.getLogger("onebyone")
@@ -183,6 +183,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
 
     app = FastAPI(
+        docs_url=None,  # served by routes.docs from local assets
+        redoc_url=None,
         title="onebyone",
         version=__version__,
         summary="What does a 1×1 convolution + ReLU add over a plain ReLU?",
@@ -197,7 +199,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(experiments.router)
     app.include_router(pages.router)
+    app.include_router(docs.router)
     app.mount("/static", StaticFiles(directory=pages.ROOT / "static"), name="static")
+    app.mount(docs.ASSETS_URL, docs.assets(), name="docs-assets")
 
     if settings.cors_origins:
         app.add_middleware(

@@ -1,4 +1,4 @@
-"""Arrays to pixels and bytes: colour maps, compact heatmaps, the npz.
+"""Arrays to pixels and bytes: colour maps, exact values as base64, the npz.
 
 One colour-map source for everything: matplotlib's data for viridis (sequential,
 for non-negative values) and RdBu reversed (diverging, centred at 0, for signed
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import io
-import math
 from functools import lru_cache
 from typing import Any
 
@@ -31,43 +30,21 @@ def colormap(name: str) -> np.ndarray:
     return lut
 
 
-def colormaps_payload() -> dict[str, Any]:
-    return {
-        "sequential": {"name": SEQUENTIAL, "rgb": _b64(colormap(SEQUENTIAL))},
-        "diverging": {"name": DIVERGING, "rgb": _b64(colormap(DIVERGING))},
-    }
+def b64(data: bytes | np.ndarray) -> str:
+    """base64 text of raw bytes (an array's buffer, C-order)."""
+    raw = data.tobytes() if isinstance(data, np.ndarray) else data
+    return base64.b64encode(raw).decode("ascii")
 
 
-def _b64(a: np.ndarray) -> str:
-    return base64.b64encode(a.tobytes()).decode()
+def float32_b64(t: torch.Tensor) -> str:
+    """A tensor's exact values as little-endian float32, C-order, base64."""
+    a = t.detach().to("cpu", torch.float32).contiguous().numpy()
+    return b64(a.astype("<f4", copy=False))
 
 
-def quantise(t: torch.Tensor) -> tuple[bytes, list[float], list[float]]:
-    """(C, H, W) float -> uint8 codes, with per-channel lo and hi to undo them.
-
-    value ≈ lo + code · (hi − lo) / 255, exact at lo and hi (so zeros of a ReLU
-    output, its minimum, stay exactly zero). Runs on the tensor's device, so a GPU
-    hands back a quarter of the bytes.
-    """
-    flat = t.reshape(t.shape[0], -1)  # (C, H·W)
-    lo = flat.amin(dim=1)
-    hi = flat.amax(dim=1)
-    span = hi - lo
-    scale = torch.where(span > 0, 255.0 / span, torch.zeros_like(span))
-    codes = ((flat - lo[:, None]) * scale[:, None]).round_().clamp_(0, 255).to(torch.uint8)
-    return codes.cpu().numpy().tobytes(), lo.cpu().tolist(), hi.cpu().tolist()
-
-
-def heatmap(t: torch.Tensor, stride: int) -> dict[str, Any]:
-    sub = t[:, ::stride, ::stride] if stride > 1 else t  # (C, H', W')
-    data, lo, hi = quantise(sub.contiguous())
-    return {"data": base64.b64encode(data).decode(), "lo": lo, "hi": hi}
-
-
-def heatmap_stride(arrays: list[torch.Tensor], budget: int) -> int:
-    """Smallest spatial stride that keeps each array within `budget` values."""
-    most = max(a.numel() for a in arrays)
-    return 1 if most <= budget else math.ceil(math.sqrt(most / budget))
+def subsample(t: torch.Tensor, stride: int) -> torch.Tensor:
+    """Every stride-th row and column of a (C, H, W) tensor: (C, H', W')."""
+    return t[:, ::stride, ::stride] if stride > 1 else t
 
 
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
@@ -77,63 +54,3 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     }
     np.savez(buf, **named)
     return buf.getvalue()
-
-
-def comparison_json(
-    cmp: Any, *, heatmap_budget: int, heatmaps: bool, echo_weights: int
-) -> dict[str, Any]:
-    """The `format=json` body: shapes, statistics, costs, summary and compact heatmaps."""
-    from app import compare, mixing
-
-    x, p, layer = cmp.x, cmp.paths, cmp.layer
-    c, h, w = x.shape
-    stats = compare.statistics(cmp)
-    k = layer.weight.shape[0]
-    body: dict[str, Any] = {
-        "device": cmp.device,
-        "input_source": cmp.input_source,
-        "weights_source": layer.source,
-        "shapes": {
-            "input": [c, h, w],
-            "weight": [k, c],
-            "bias": [k],
-            "pre_activation": [k, h, w],
-            "relu_only": [c, h, w],
-            "conv_relu": [k, h, w],
-        },
-        "channel_names": cmp.channel_names,
-        "summary": compare.summary(cmp, stats),
-        "stats": compare.stats_json(cmp, stats),
-        "cost": {
-            "conv1x1": mixing.layer_cost(c, k, h, w, 1),
-            "conv3x3": mixing.layer_cost(c, k, h, w, 3),
-        },
-        "layer": compare.layer_report(cmp),
-        "truth": compare.truth_scores(cmp),
-    }
-    if k * c <= echo_weights:
-        body["layer"]["weight"] = [
-            [round(v, 6) for v in row] for row in layer.weight.cpu().tolist()
-        ]
-        body["layer"]["bias"] = [round(v, 6) for v in layer.bias.cpu().tolist()]
-    if heatmaps:
-        arrays = [x, p.relu_only, p.pre_activation, p.conv_relu]
-        stride = heatmap_stride(arrays, heatmap_budget)
-        hm: dict[str, Any] = {
-            "encoding": "uint8, base64; value = lo[c] + code * (hi[c] - lo[c]) / 255",
-            "stride": stride,
-            "height": math.ceil(h / stride),
-            "width": math.ceil(w / stride),
-            "arrays": {
-                "input": heatmap(x, stride),
-                "relu_only": heatmap(p.relu_only, stride),
-                "pre_activation": heatmap(p.pre_activation, stride),
-                "conv_relu": heatmap(p.conv_relu, stride),
-            },
-            "weight": heatmap(layer.weight.reshape(1, k, c), 1),
-        }
-        for name, mask in cmp.truth.items():
-            m = torch.from_numpy(mask.astype(np.float32))[None]
-            hm["arrays"][f"truth:{name}"] = heatmap(m, stride)
-        body["heatmaps"] = hm
-    return body

@@ -43,7 +43,12 @@ class InputSpec(BaseModel):
     )
 
     def generator_params(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("rank", "scale", "noise", "blobs", "rectangles")}
+        """The parameters given for the generator itself (not size, seed or file options)."""
+        return {k: getattr(self, k) for k in GENERATOR_PARAMS if getattr(self, k) is not None}
+
+
+# InputSpec's fields that parameterise one generator or another (see app.generators).
+GENERATOR_PARAMS = ("rank", "scale", "noise", "blobs", "rectangles")
 
 
 class WeightsSpec(BaseModel):
@@ -123,12 +128,166 @@ class ErrorResponse(BaseModel):
     )
 
 
+# ---------------------------------------------------------------- responses
+
+
 class Health(BaseModel):
-    status: Literal["ok"]
-    devices: list[str]
-    device_names: dict[str, str]
-    torch: str
-    version: str
+    """Liveness, the devices present, and the versions that run."""
+
+    status: Literal["ok"] = Field(description="Always ok while the process answers.")
+    devices: list[str] = Field(description="Compute devices present, best first.")
+    device_names: dict[str, str] = Field(description="A human name for each device present.")
+    torch: str = Field(description="The PyTorch version.")
+    version: str = Field(description="The onebyone version.")
+
+
+class Colormap(BaseModel):
+    name: str = Field(description="matplotlib's name for it.")
+    rgb: str = Field(description="256 × 3 bytes (RGB per entry), base64.")
+
+
+class Colormaps(BaseModel):
+    """The colour maps the PNG montage and the page both use."""
+
+    sequential: Colormap = Field(description="For non-negative values, from 0 (viridis).")
+    diverging: Colormap = Field(description="For signed values, 0 at the centre (RdBu_r).")
+
+
+class Shapes(BaseModel):
+    input: list[int] = Field(description="(C, H, W)")
+    weight: list[int] = Field(description="(K, C)")
+    bias: list[int] = Field(description="(K,)")
+    pre_activation: list[int] = Field(description="(K, H, W): W·x + b before the ReLU")
+    relu_only: list[int] = Field(description="(C, H, W): relu(x)")
+    conv_relu: list[int] = Field(description="(K, H, W): relu(W·x + b)")
+
+
+class Summary(BaseModel):
+    """The headline numbers: values each path changed, and whether the two paths agree."""
+
+    relu_only_changed: int = Field(description="Values of x below zero: what ReLU-only changed.")
+    relu_only_values: int = Field(description="C·H·W")
+    conv_relu_changed: int = Field(
+        description="Values of W·x + b below zero: what the ReLU after the 1×1 conv changed."
+    )
+    conv_relu_values: int = Field(description="K·H·W")
+    paths_identical: bool = Field(description="Both outputs have the same shape and values.")
+    paths_max_abs_difference: float | None = Field(
+        default=None,
+        description="max |conv_relu − relu_only| where the shapes match (K = C), else null.",
+    )
+
+
+class ChannelStats(BaseModel):
+    """Per-channel statistics of one array, one entry per channel."""
+
+    min: list[float]
+    max: list[float]
+    mean: list[float]
+    zero_fraction: list[float] = Field(description="Share of the H·W values exactly 0.")
+    changed_fraction: list[float] | None = Field(
+        default=None,
+        description="ReLU outputs only: share of the values its ReLU changed (those below 0 "
+        "in what it was given).",
+    )
+
+
+class Stats(BaseModel):
+    input: ChannelStats
+    pre_activation: ChannelStats
+    relu_only: ChannelStats
+    conv_relu: ChannelStats
+
+
+class LayerCost(BaseModel):
+    parameters: int = Field(description="Weights and biases.")
+    macs: int = Field(description="Multiply-adds over the whole map (stride 1, same size).")
+
+
+class Costs(BaseModel):
+    conv1x1: LayerCost = Field(description="This 1×1 layer, C → K.")
+    conv3x3: LayerCost = Field(description="A 3×3 layer with the same channels, for comparison.")
+
+
+class LayerInfo(BaseModel):
+    """What the 1×1 layer reports about itself."""
+
+    variance_kept: float | None = Field(
+        default=None,
+        description="K < C: share of the input's channel variance inside the span of W's rows "
+        "(what the best linear reconstruction from the K outputs keeps).",
+    )
+    component_variance: list[float] | None = Field(
+        default=None, description="pca preset: the variance share of each direction kept."
+    )
+    weight: list[list[float]] | None = Field(
+        default=None, description="W (K, C), when K·C ≤ ONEBYONE_MAX_ECHO_WEIGHTS."
+    )
+    bias: list[float] | None = Field(default=None, description="b (K,), with the weight.")
+
+
+class BestChannel(BaseModel):
+    best_channel: int = Field(description="The output channel that marks the truth best.")
+    agreement: float = Field(description="Share of pixels where (output > 0) equals the truth.")
+
+
+class TruthScore(BaseModel):
+    fraction_true: float = Field(
+        description="Share of pixels where the truth holds: an all-zero map scores 1 − this."
+    )
+    relu_only: BestChannel
+    conv_relu: BestChannel
+
+
+class Values(BaseModel):
+    """One array's exact values as little-endian float32 bytes, base64 (C-order)."""
+
+    shape: list[int] = Field(description="Its shape after subsampling, e.g. (C, H', W').")
+    data: str = Field(description="base64 of the float32 values, C-order, little-endian.")
+
+
+class Heatmaps(BaseModel):
+    """Exact values the page draws and reads under the cursor.
+
+    Only the input and the pre-activation are sent: relu_only = max(0, input) and
+    conv_relu = max(0, pre_activation) element by element, so both are exact too.
+    """
+
+    stride: int = Field(description="Spatial subsampling: every stride-th row and column.")
+    height: int = Field(description="H' = ceil(H / stride)")
+    width: int = Field(description="W' = ceil(W / stride)")
+    input: Values = Field(description="x, (C, H', W')")
+    pre_activation: Values = Field(description="W·x + b, (K, H', W')")
+    weight: Values = Field(description="W, (K, C), never subsampled")
+    bias: Values = Field(description="b, (K,)")
+    masks: dict[str, str] = Field(
+        default_factory=dict,
+        description="Ground-truth masks the generator knows (e.g. cat_over_dog, edge): "
+        "base64 of (H', W') bytes, 1 where true.",
+    )
+
+
+class CompareReport(BaseModel):
+    """The format=json body of /api/v1/compare."""
+
+    device: str = Field(description="The device that ran: cpu, cuda or mps.")
+    input_source: str = Field(description="generator:NAME or file:FORMAT")
+    weights_source: str = Field(description="preset:NAME, matrix, or file:FORMAT")
+    shapes: Shapes
+    channel_names: list[str] = Field(description="A name per input channel.")
+    summary: Summary
+    stats: Stats
+    cost: Costs
+    layer: LayerInfo
+    truth: dict[str, TruthScore] = Field(
+        default_factory=dict,
+        description="For each ground-truth mask the generator knows, how well the best "
+        "channel of each path marks it with output > 0.",
+    )
+    heatmaps: Heatmaps | None = Field(default=None, description="Absent with heatmaps=false.")
+    timings_ms: dict[str, float] = Field(
+        description="Server time per phase: decode, prepare, compute, encode."
+    )
 
 
 COMPARE_EXAMPLES: dict[str, dict[str, Any]] = {
@@ -241,3 +400,158 @@ EXPERIMENT_EXAMPLES: dict[str, dict[str, Any]] = {
         },
     },
 }
+
+
+class FitFinal(BaseModel):
+    conv_relu: float = Field(description="Final mean squared error of the 1×1 conv + ReLU.")
+    relu_only: float = Field(description="Final mean squared error of the best no-mixing model.")
+
+
+class FitResult(BaseModel):
+    """Both models trained towards the target; the `result` event of the stream too."""
+
+    device: str
+    conv_loss: list[float] = Field(description="1×1 conv + ReLU loss at every step.")
+    relu_only_loss: list[float] = Field(description="Best no-mixing loss at every step.")
+    final: FitFinal
+    conv_weight: list[list[float]] = Field(description="The learned W (K, C).")
+    conv_bias: list[float] = Field(description="The learned b (K,).")
+    relu_only_channel: int = Field(description="The input channel the no-mixing model uses.")
+    relu_only_scale: float
+    relu_only_shift: float
+    relu_only_floor: float | None = Field(
+        default=None,
+        description="A loss no per-channel model relu(a·x_c + b) can beat (isotonic regression "
+        "on the best channel); null for targets with several channels.",
+    )
+    relu_only_floor_channel: int | None = None
+    conclusion: str
+
+
+class FitProgress(BaseModel):
+    """A `progress` event of the stream (stream=true)."""
+
+    step: int
+    steps: int
+    conv_loss: float
+    relu_only_loss: float
+
+
+class BottleneckRow(BaseModel):
+    k: int = Field(description="Channels after the 1×1 reduction.")
+    variance_kept: float = Field(description="By the best linear reduction to k (PCA).")
+    parameters: int = Field(description="1×1 reduce C→k plus the k×k conv k→out.")
+    macs: int
+
+
+class BottleneckResult(BaseModel):
+    input_source: str
+    device: str
+    channels: int
+    kernel: int
+    out_channels: int
+    direct: LayerCost = Field(description="The kernel×kernel conv C→out alone.")
+    rows: list[BottleneckRow] = Field(description="One row for every k from 1 to C.")
+
+
+class ReceptiveMaps(BaseModel):
+    height: int
+    width: int
+    names: list[str] = Field(description="What each of the maps is.")
+    maps: Values = Field(description="(3, H, W): input channel 0, the 3×3 edge layer, the truth.")
+
+
+class EdgeScores(BaseModel):
+    fraction: float = Field(description="Share of pixels on an edge.")
+    conv3x3_agreement: float = Field(description="The 3×3 edge layer against the true edges.")
+    best_1x1_agreement: float = Field(
+        description="The best ANY stack of 1×1 layers can reach: pixels with the same channel "
+        "vector get the same answer."
+    )
+    conv3x3_filters: int
+
+
+class ReceptiveFieldResult(BaseModel):
+    input_source: str
+    channel_names: list[str]
+    device: str
+    pixel: list[int] = Field(description="[y, x] of the changed input pixel.")
+    changed: dict[str, list[list[int]]] = Field(
+        description="conv1x1 / conv3x3: the output pixels [y, x] that moved."
+    )
+    expected: dict[str, list[list[int]]] = Field(
+        description="What each layer's receptive field predicts."
+    )
+    cost: Costs
+    edges: EdgeScores
+    heatmaps: ReceptiveMaps
+
+
+class Param(BaseModel):
+    """One parameter a generator or preset takes, with its default and limits."""
+
+    type: Literal["int", "float", "floats"] = Field(
+        description="floats: one number, or a list of one per filter (K values)"
+    )
+    default: float | None = None
+    min: float | None = None
+    max: float | None = None
+    description: str = ""
+
+
+class GeneratorEntry(BaseModel):
+    description: str
+    min_channels: int
+    fixed_channels: int | None = Field(
+        default=None, description="Set where the generator decides C itself."
+    )
+    params: dict[str, Param] = Field(description="height, width, channels, seed and its own.")
+
+
+class PresetEntry(BaseModel):
+    description: str
+    params: dict[str, Param]
+
+
+class Choice(BaseModel):
+    id: str
+    label: str
+
+
+class Layouts(BaseModel):
+    values: list[Choice]
+    auto_rule: str
+
+
+class Devices(BaseModel):
+    choices: list[str] = Field(description="Every value `device` accepts.")
+    available: list[str] = Field(description="Those present on this server, best first.")
+    names: dict[str, str]
+
+
+class FileKind(BaseModel):
+    extensions: list[str]
+    description: str
+
+
+class Scenario(BaseModel):
+    """A one-click view on the page: what it sends and the point it makes."""
+
+    id: str
+    title: str
+    point: str = Field(description="The premise, as the page states it.")
+    endpoint: str = Field(description="The path the request goes to.")
+    request: dict[str, Any] = Field(description="The JSON body it sends.")
+
+
+class Catalogue(BaseModel):
+    """Everything a client needs to build requests: the one source the page reads."""
+
+    generators: dict[str, GeneratorEntry]
+    weight_presets: dict[str, PresetEntry]
+    layouts: Layouts
+    devices: Devices
+    files: dict[str, FileKind] = Field(description="Accepted uploads per multipart part.")
+    formats: list[str] = Field(description="Values of /api/v1/compare's format parameter.")
+    scenarios: list[Scenario]
+    limits: dict[str, int] = Field(description="The server's configured limits.")

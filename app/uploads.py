@@ -15,11 +15,12 @@ import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
 from app.errors import InvalidContent, TooLarge, UnreadableFile, UnsupportedType, excerpt
+from app.schemas import Layout
 
 _NPY_MAGIC = b"\x93NUMPY"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -250,7 +251,8 @@ _EXTENSIONS = {
     ".jpg": "JPEG",
     ".jpeg": "JPEG",
 }
-ACCEPTED_EXTENSIONS = tuple(_EXTENSIONS)
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+ARRAY_EXTENSIONS = tuple(e for e in _EXTENSIONS if e not in IMAGE_EXTENSIONS)
 
 
 def _sniff(data: bytes, what: str, *, max_values: int, max_pixels: int) -> Decoded:
@@ -334,7 +336,14 @@ def pick(decoded: Decoded, preferred: str, what: str) -> np.ndarray:
 
 # ---------------------------------------------------------------- layouts
 
-LAYOUTS = ("auto", "chw", "hwc", "nchw", "nhwc")
+LAYOUTS: tuple[str, ...] = get_args(Layout)
+LAYOUT_LABELS = {
+    "auto": "auto (by shape)",
+    "chw": "C, H, W",
+    "hwc": "H, W, C",
+    "nchw": "1, C, H, W",
+    "nhwc": "1, H, W, C",
+}
 
 AUTO_RULE = (
     "2-D arrays are one channel (H, W). 4-D arrays need N = 1 and are read as 3-D. For a 3-D "

@@ -35,8 +35,9 @@ class PresetInfo:
     make: Callable[[WeightsSpec, torch.Tensor, int], Made]
     description: str
     params: tuple[str, ...]
-    # K when out_channels is not given, from the input's C.
+    # K when out_channels is not given, from the input's C, and that rule in words.
     default_k: Callable[[int], int]
+    default_k_rule: str = ""
 
 
 def _identity(spec: WeightsSpec, x: torch.Tensor, k: int) -> Made:
@@ -123,6 +124,7 @@ PRESETS: dict[str, PresetInfo] = {
         "Seeded He-normal weights, N(0, 2/C): mixes every channel into every output.",
         ("out_channels", "seed", "bias"),
         lambda c: c,
+        "C, as many filters as input channels",
     ),
     "difference": PresetInfo(
         _difference,
@@ -137,6 +139,7 @@ PRESETS: dict[str, PresetInfo] = {
         "to K channels. Its bias centres the outputs; reports the variance kept.",
         ("out_channels",),
         lambda c: min(c, 64),
+        "min(C, 64)",
     ),
 }
 

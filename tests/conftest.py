@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from bench.chromium import CHROMIUM, launch
 from bench.server import running
 
 
@@ -32,3 +36,22 @@ def server(server_log: Path) -> Iterator[str]:
 def client(server: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server, timeout=60) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright (CI requires it).
+
+    Per module: Playwright's sync API keeps an event loop running in this thread while
+    it is open, and other modules' tests call asyncio.run().
+    """
+    if not shutil.which(CHROMIUM):
+        if os.environ.get("ONEBYONE_REQUIRE_BROWSER"):
+            pytest.fail(f"{CHROMIUM} is missing; install Debian's chromium")
+        pytest.skip(f"{CHROMIUM} is missing; scripts/test installs it when run as root")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()

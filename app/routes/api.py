@@ -1,4 +1,4 @@
-"""The REST API: /healthz, /api/v1/presets, /api/v1/colormaps, /api/v1/compare."""
+"""The REST API: /healthz, /api/v1/catalogue, /api/v1/colormaps, /api/v1/compare."""
 
 from __future__ import annotations
 
@@ -7,119 +7,133 @@ from typing import Annotated, Any, Literal
 
 import torch
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
-from app import __version__, compare, devices, generators, montage, render, uploads, weights
+from app import __version__, catalogue, compare, devices, montage, render, report
 from app.gate import ComputeGate
 from app.routes.bodies import parse_body
 from app.routes.deps import ERRORS, SettingsDep, StrictQuery
-from app.schemas import COMPARE_EXAMPLES, HARD_SIDE, CompareRequest, Health
+from app.schemas import (
+    COMPARE_EXAMPLES,
+    HARD_SIDE,
+    Catalogue,
+    Colormaps,
+    CompareReport,
+    CompareRequest,
+    Health,
+)
 
 router = APIRouter(dependencies=[StrictQuery])
 
 
-def _example(value: Any) -> dict[int | str, dict[str, Any]]:
-    return {200: {"content": {"application/json": {"example": value}}}}
+def ok(example: Any, media: str = "application/json") -> dict[int | str, dict[str, Any]]:
+    """An OpenAPI 200 entry with an example (tests check it validates against the model)."""
+    return {200: {"content": {media: {"example": example}}}}
+
+
+HEALTH_EXAMPLE = {
+    "status": "ok",
+    "devices": ["cuda", "cpu"],
+    "device_names": {"cpu": "CPU", "cuda": "NVIDIA H100 80GB HBM3"},
+    "torch": "2.13.0",
+    "version": __version__,
+}
+
+
+@router.get("/healthz", response_model=Health, tags=["service"], responses=ok(HEALTH_EXAMPLE))
+def healthz() -> Health:
+    """Liveness and the compute devices this server has."""
+    return Health(
+        status="ok",
+        devices=devices.available(),
+        device_names=devices.describe(),
+        torch=torch.__version__,
+        version=__version__,
+    )
+
+
+CATALOGUE_EXAMPLE = {
+    "generators": {
+        "catdog": {
+            "description": "Channel 0 is cat evidence, channel 1 dog evidence, …",
+            "min_channels": 2,
+            "fixed_channels": None,
+            "params": {
+                "height": {"type": "int", "default": 28, "min": 1, "max": 1024},
+                "blobs": {
+                    "type": "int",
+                    "default": 2,
+                    "min": 1,
+                    "max": 32,
+                    "description": "blobs of each animal; each dog overlaps a cat",
+                },
+            },
+        }
+    },
+    "weight_presets": {
+        "pca": {
+            "description": "Projection onto the input's top-K principal directions …",
+            "params": {
+                "out_channels": {
+                    "type": "int",
+                    "default": None,
+                    "min": 1,
+                    "max": 1024,
+                    "description": "K, the number of filters; default min(C, 64)",
+                }
+            },
+        }
+    },
+    "layouts": {"values": [{"id": "chw", "label": "C, H, W"}], "auto_rule": "…"},
+    "devices": {"choices": ["auto", "cpu", "cuda", "mps"], "available": ["cpu"], "names": {}},
+    "files": {"weights": {"extensions": [".npy", ".pt"], "description": "A 1×1 layer …"}},
+    "formats": ["json", "png", "npz"],
+    "scenarios": [
+        {
+            "id": "identity",
+            "title": "Identity weights",
+            "point": "With W = I and b = 0 …",
+            "endpoint": "/api/v1/compare",
+            "request": {"input": {"generator": "gaussian"}, "weights": {"preset": "identity"}},
+        }
+    ],
+    "limits": {"max_values": 33554432, "max_upload_bytes": 134217728},
+}
 
 
 @router.get(
-    "/healthz",
-    response_model=Health,
-    tags=["service"],
-    responses=_example(
-        {
-            "status": "ok",
-            "devices": ["cuda", "cpu"],
-            "device_names": {"cpu": "CPU", "cuda": "NVIDIA H100 80GB HBM3"},
-            "torch": "2.13.0",
-            "version": __version__,
-        }
-    ),
+    "/api/v1/catalogue", response_model=Catalogue, tags=["compare"], responses=ok(CATALOGUE_EXAMPLE)
 )
-def healthz() -> dict[str, Any]:
-    """Liveness and the compute devices this server has."""
-    return {
-        "status": "ok",
-        "devices": devices.available(),
-        "device_names": devices.describe(),
-        "torch": torch.__version__,
-        "version": __version__,
-    }
+def catalogue_endpoint(settings: SettingsDep) -> Catalogue:
+    """Generators, weight presets (each with parameters, defaults and limits), layouts,
+    devices, accepted files, formats, the page's scenarios and the server's limits."""
+    return catalogue.build(settings)
 
 
 @router.get(
     "/api/v1/presets",
+    response_model=Catalogue,
     tags=["compare"],
-    responses=_example(
-        {
-            "generators": {
-                "catdog": {
-                    "description": "Channel 0 is cat evidence, channel 1 dog evidence, …",
-                    "min_channels": 2,
-                    "params": {
-                        "height": {"default": 28, "min": 1, "max": 1024},
-                        "blobs": {"default": 2, "min": 1, "max": 32, "description": "…"},
-                    },
-                }
-            },
-            "weight_presets": {"pca": {"description": "…", "params": ["out_channels"]}},
-            "layouts": {"values": ["auto", "chw", "hwc", "nchw", "nhwc"], "auto_rule": "…"},
-            "devices": ["cpu"],
-            "limits": {"max_values": 33554432, "max_upload_bytes": 134217728},
-        }
-    ),
+    responses=ok(CATALOGUE_EXAMPLE),
+    deprecated=True,
 )
-def presets(settings: SettingsDep) -> dict[str, Any]:
-    """Generators and weight presets, with each one's parameters, defaults and limits."""
-    common = {
-        "height": {"default": 28, "min": 1, "max": settings.max_height},
-        "width": {"default": 28, "min": 1, "max": settings.max_width},
-        "channels": {"default": 4, "min": 1, "max": settings.max_channels},
-        "seed": {"default": 0, "min": 0, "max": 2**32 - 1},
-    }
-    return {
-        "generators": {
-            name: {
-                "description": g.description,
-                "min_channels": g.min_channels,
-                "params": common
-                | {
-                    k: {"default": d, "min": lo, "max": hi, "description": text}
-                    for k, (d, lo, hi, text) in g.params.items()
-                },
-            }
-            for name, g in generators.GENERATORS.items()
-        },
-        "weight_presets": {
-            name: {"description": p.description, "params": list(p.params)}
-            for name, p in weights.PRESETS.items()
-        },
-        "layouts": {"values": list(uploads.LAYOUTS), "auto_rule": uploads.AUTO_RULE},
-        "devices": devices.available(),
-        "limits": {
-            "max_values": settings.max_values,
-            "max_out_channels": settings.max_out_channels,
-            "max_macs": settings.max_macs,
-            "max_upload_bytes": settings.max_upload_bytes,
-            "max_image_pixels": settings.max_image_pixels,
-            "max_png_channels": settings.max_png_channels,
-        },
-    }
+def presets(settings: SettingsDep) -> Catalogue:
+    """The catalogue under its first name; use /api/v1/catalogue."""
+    return catalogue.build(settings)
+
+
+COLORMAPS_EXAMPLE = {
+    "sequential": {"name": "viridis", "rgb": "RAFUR…(768 bytes, base64)"},
+    "diverging": {"name": "RdBu_r", "rgb": "BTBh…(768 bytes, base64)"},
+}
 
 
 @router.get(
-    "/api/v1/colormaps",
-    tags=["compare"],
-    responses=_example(
-        {
-            "sequential": {"name": "viridis", "rgb": "RAFUR…(768 bytes, base64)"},
-            "diverging": {"name": "RdBu_r", "rgb": "BTBh…(768 bytes, base64)"},
-        }
-    ),
+    "/api/v1/colormaps", response_model=Colormaps, tags=["compare"], responses=ok(COLORMAPS_EXAMPLE)
 )
-def colormaps() -> dict[str, Any]:
+def colormaps() -> Colormaps:
     """The colour maps the PNG montage uses, as base64 of 256×3 RGB bytes, for the page."""
-    return render.colormaps_payload()
+    return report.colormaps()
 
 
 _OPENAPI_BODY = {
@@ -160,16 +174,71 @@ _OPENAPI_BODY = {
 }
 
 
+COMPARE_REPORT_EXAMPLE = {
+    "device": "cpu",
+    "input_source": "generator:catdog",
+    "weights_source": "matrix",
+    "shapes": {
+        "input": [2, 2, 2],
+        "weight": [1, 2],
+        "bias": [1],
+        "pre_activation": [1, 2, 2],
+        "relu_only": [2, 2, 2],
+        "conv_relu": [1, 2, 2],
+    },
+    "channel_names": ["cat evidence", "dog evidence"],
+    "summary": {
+        "relu_only_changed": 0,
+        "relu_only_values": 8,
+        "conv_relu_changed": 2,
+        "conv_relu_values": 4,
+        "paths_identical": False,
+        "paths_max_abs_difference": None,
+    },
+    "stats": {
+        name: {"min": [0.0], "max": [0.9], "mean": [0.4], "zero_fraction": [0.25]}
+        | ({"changed_fraction": [0.0]} if name.endswith("relu") or name == "relu_only" else {})
+        for name in ("input", "pre_activation", "relu_only", "conv_relu")
+    },
+    "cost": {
+        "conv1x1": {"parameters": 3, "macs": 8},
+        "conv3x3": {"parameters": 19, "macs": 72},
+    },
+    "layer": {"weight": [[1.0, -1.0]], "bias": [0.0]},
+    "truth": {
+        "cat_over_dog": {
+            "fraction_true": 0.25,
+            "relu_only": {"best_channel": 0, "agreement": 0.5},
+            "conv_relu": {"best_channel": 0, "agreement": 1.0},
+        }
+    },
+    "heatmaps": {
+        "stride": 1,
+        "height": 2,
+        "width": 2,
+        "input": {"shape": [2, 2, 2], "data": "ZmZmP83MzD0AAAAAmpkZP83MTD4AAAA/AAAAADMzMz8="},
+        "pre_activation": {"shape": [1, 2, 2], "data": "MzMzP83MzL4AAAAAyMzMvQ=="},
+        "weight": {"shape": [1, 2], "data": "AACAPwAAgL8="},
+        "bias": {"shape": [1], "data": "AAAAAA=="},
+        "masks": {"cat_over_dog": "AQAAAA=="},
+    },
+    "timings_ms": {"decode": 0.1, "prepare": 0.4, "compute": 0.05, "encode": 0.3},
+}
+
+
 @router.post(
     "/api/v1/compare",
     tags=["compare"],
+    response_model=CompareReport,
     responses={
         200: {
-            "description": "JSON statistics and heatmaps, a PNG montage, or an npz of the arrays.",
+            "description": "format=json: the report below. format=png: one montage image. "
+            "format=npz: the arrays input (C,H,W), weight (K,C), bias (K,), pre_activation "
+            "(K,H,W), relu_only (C,H,W), conv_relu (K,H,W), float32.",
             "content": {
-                "application/json": {},
-                "image/png": {},
-                "application/x-npz": {},
+                "application/json": {"example": COMPARE_REPORT_EXAMPLE},
+                "image/png": {"schema": {"type": "string", "format": "binary"}},
+                "application/x-npz": {"schema": {"type": "string", "format": "binary"}},
             },
         },
         **ERRORS,
@@ -188,7 +257,9 @@ async def compare_endpoint(
         int | None,
         Query(ge=1, le=HARD_SIDE, description="PNG: draw at most this many channels."),
     ] = None,
-    heatmaps: Annotated[bool, Query(description="JSON: include the compact heatmaps.")] = True,
+    heatmaps: Annotated[
+        bool, Query(description="JSON: include the exact values the page draws.")
+    ] = True,
 ) -> Response:
     """Run ReLU-only and 1×1 conv + ReLU on the same feature maps.
 
@@ -201,33 +272,35 @@ async def compare_endpoint(
     decode_ms = (time.perf_counter() - started) * 1e3
     gate: ComputeGate = request.app.state.gate
 
-    def work() -> tuple[bytes | dict[str, Any], dict[str, float], str]:
+    def work() -> tuple[bytes | CompareReport, dict[str, float], str]:
         cmp = compare.run(req, settings, input_file, weights_file)
         t0 = time.perf_counter()
         with torch.inference_mode():
             if format == "png":
-                body: bytes | dict[str, Any] = montage.comparison_png(
+                body: bytes | CompareReport = montage.comparison_png(
                     cmp, scale, channels or settings.max_png_channels
                 )
             elif format == "npz":
                 body = render.npz_bytes(cmp.arrays())
             else:
-                body = render.comparison_json(
+                body = report.build(
                     cmp,
                     heatmap_budget=settings.max_heatmap_values,
-                    heatmaps=heatmaps,
+                    with_heatmaps=heatmaps,
                     echo_weights=settings.max_echo_weights,
                 )
         timings = {"decode": decode_ms, **cmp.timings_ms}
         timings["encode"] = (time.perf_counter() - t0) * 1e3
+        if isinstance(body, CompareReport):
+            body.timings_ms = {k: round(v, 3) for k, v in timings.items()}
+            body = body.model_dump_json().encode()  # serialised off the event loop
         return body, timings, cmp.device
 
     body, timings, device = await gate.run(work)
     server_timing = ", ".join(f"{k};dur={v:.2f}" for k, v in timings.items())
     headers = {"Server-Timing": server_timing, "X-Onebyone-Device": device}
-    if isinstance(body, dict):
-        body["timings_ms"] = {k: round(v, 3) for k, v in timings.items()}
-        return JSONResponse(body, headers=headers)
+    if format == "json":
+        return Response(body, media_type="application/json", headers=headers)
     if format == "png":
         return Response(body, media_type="image/png", headers=headers)
     headers["Content-Disposition"] = 'attachment; filename="onebyone.npz"'

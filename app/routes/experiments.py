@@ -23,10 +23,13 @@ from app.routes.deps import ERRORS, SettingsDep, StrictQuery
 from app.schemas import (
     EXPERIMENT_EXAMPLES,
     BottleneckRequest,
+    BottleneckResult,
     CompareRequest,
     FitRequest,
+    FitResult,
     InputSpec,
     ReceptiveFieldRequest,
+    ReceptiveFieldResult,
 )
 
 router = APIRouter(prefix="/api/v1/experiments", tags=["experiments"], dependencies=[StrictQuery])
@@ -148,9 +151,77 @@ def _fit_job(
     return result
 
 
+FIT_EXAMPLE = {
+    "device": "cpu",
+    "conv_loss": [0.031, 0.012, 0.0004],
+    "relu_only_loss": [0.05, 0.03, 0.021],
+    "final": {"conv_relu": 0.0004, "relu_only": 0.021},
+    "conv_weight": [[0.98, -0.97, 0.01, 0.0]],
+    "conv_bias": [0.002],
+    "relu_only_channel": 0,
+    "relu_only_scale": 0.8,
+    "relu_only_shift": -0.1,
+    "relu_only_floor": 0.0203,
+    "relu_only_floor_channel": 0,
+    "conclusion": "ReLU-only cannot do better than 0.0203 (mean squared error); the 1×1 "
+    "conv + ReLU reaches 0.0004.",
+}
+BOTTLENECK_EXAMPLE = {
+    "input_source": "generator:smooth",
+    "device": "cpu",
+    "channels": 2,
+    "kernel": 5,
+    "out_channels": 32,
+    "direct": {"parameters": 1632, "macs": 1254400},
+    "rows": [
+        {"k": 1, "variance_kept": 0.93, "parameters": 834, "macs": 628320},
+        {"k": 2, "variance_kept": 1.0, "parameters": 1670, "macs": 1256640},
+    ],
+}
+RECEPTIVE_FIELD_EXAMPLE = {
+    "input_source": "generator:edges",
+    "channel_names": ["shapes 0"],
+    "device": "cpu",
+    "pixel": [0, 0],
+    "changed": {"conv1x1": [[0, 0]], "conv3x3": [[0, 0], [0, 1], [1, 0], [1, 1]]},
+    "expected": {"conv1x1": [[0, 0]], "conv3x3": [[0, 0], [0, 1], [1, 0], [1, 1]]},
+    "cost": {
+        "conv1x1": {"parameters": 8, "macs": 16},
+        "conv3x3": {"parameters": 40, "macs": 144},
+    },
+    "edges": {
+        "fraction": 0.5,
+        "conv3x3_agreement": 1.0,
+        "best_1x1_agreement": 0.75,
+        "conv3x3_filters": 8,
+    },
+    "heatmaps": {
+        "height": 1,
+        "width": 2,
+        "names": ["input channel 0", "3×3 edge layer", "true edges"],
+        "maps": {"shape": [3, 1, 2], "data": "AAAAPwAAgL8AAIA/AAAAAAAAgD8AAAAA"},
+    },
+}
+
+
+def _ok(example: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[int | str, Any]:
+    content = {"application/json": {"example": example}} | (extra or {})
+    return {200: {"content": content}, **ERRORS}
+
+
 @router.post(
     "/fit",
-    responses=ERRORS,
+    response_model=FitResult,
+    responses=_ok(
+        FIT_EXAMPLE,
+        {
+            "text/event-stream": {
+                "schema": {"type": "string"},
+                "example": 'event: progress\ndata: {"step": 10, "steps": 300, "conv_loss": '
+                '0.02, "relu_only_loss": 0.03}\n\nevent: result\ndata: {…FitResult…}\n\n',
+            }
+        },
+    ),
     openapi_extra=_body(
         "fit",
         FitRequest,
@@ -168,7 +239,8 @@ async def fit(
 
     Returns both loss curves, the final errors, the learned weights and a floor that no
     per-channel model can beat. With `stream=true` (or `Accept: text/event-stream`) it
-    sends `progress` events and one `result` event; closing the connection cancels it.
+    sends `progress` events (FitProgress) and one `result` event (FitResult), or an
+    `error` event ({"status", "detail", "field", "code"}); closing the connection cancels it.
     """
     req, files = await parse_body(request, FitRequest, ("input", "target"), None, settings)
     gate: ComputeGate = request.app.state.gate
@@ -216,7 +288,15 @@ async def _fit_events(
             except experiments.Cancelled:
                 pass  # the client went away; nobody to tell
             except OneByOneError as exc:
-                await send.send({"event": "error", "status": exc.status_code, "detail": exc.detail})
+                await send.send(
+                    {
+                        "event": "error",
+                        "status": exc.status_code,
+                        "detail": exc.detail,
+                        "field": exc.field,
+                        "code": exc.code,
+                    }
+                )
 
     try:
         async with anyio.create_task_group() as tg:
@@ -231,7 +311,8 @@ async def _fit_events(
 
 @router.post(
     "/bottleneck",
-    responses=ERRORS,
+    response_model=BottleneckResult,
+    responses=_ok(BOTTLENECK_EXAMPLE),
     openapi_extra=_body(
         "bottleneck", BottleneckRequest, {"input": "feature maps, as for /api/v1/compare"}
     ),
@@ -258,7 +339,8 @@ async def bottleneck(request: Request, settings: SettingsDep) -> dict[str, Any]:
 
 @router.post(
     "/receptive-field",
-    responses=ERRORS,
+    response_model=ReceptiveFieldResult,
+    responses=_ok(RECEPTIVE_FIELD_EXAMPLE),
     openapi_extra=_body(
         "receptive_field", ReceptiveFieldRequest, {"input": "feature maps, as for /api/v1/compare"}
     ),
@@ -287,7 +369,7 @@ async def receptive_field(request: Request, settings: SettingsDep) -> dict[str, 
             maps_out = torch.stack(
                 [t[0], edges, torch.from_numpy(truth.astype(np.float32)).to(device)]
             )
-            heat = render.heatmap(maps_out, 1)
+            heat = {"shape": [3, h, w], "data": render.float32_b64(maps_out)}
         k = req.out_channels
         return {
             "input_source": source,
@@ -318,7 +400,7 @@ async def receptive_field(request: Request, settings: SettingsDep) -> dict[str, 
                 "height": h,
                 "width": w,
                 "names": ["input channel 0", "3×3 edge layer", "true edges"],
-                **heat,
+                "maps": heat,
             },
         }
 

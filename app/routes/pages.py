@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from app import __version__
+from app.scenarios import SCENARIOS
 
 # The checkout (or image) root, which holds templates/ and static/.
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -25,6 +26,7 @@ CSP = (
 
 @router.get("/", response_class=HTMLResponse)
 def index(request: Request) -> HTMLResponse:
-    response = templates.TemplateResponse(request, "index.html", {"version": __version__})
+    context = {"version": __version__, "scenarios": SCENARIOS}
+    response = templates.TemplateResponse(request, "index.html", context)
     response.headers["Content-Security-Policy"] = CSP
     return response

@@ -5,10 +5,11 @@ import {
   decodeBase64,
   difference,
   fmt,
+  fromMask,
+  fromValues,
   paintChannel,
-  precision,
+  relu,
   scaleFor,
-  unpack,
   valueAt,
 } from "./heatmap.js";
 import { EXPERIMENTS, runExperiment } from "./experiments.js";
@@ -385,11 +386,12 @@ function render() {
   const r = app.result;
   const hm = r.heatmaps;
   app.maps = {};
-  for (const name of ["input", "relu_only", "pre_activation", "conv_relu"]) {
-    app.maps[name] = unpack(hm.arrays[name], hm.height, hm.width);
-  }
-  for (const name of Object.keys(hm.arrays).filter((n) => n.startsWith("truth:"))) {
-    app.maps[name] = unpack(hm.arrays[name], hm.height, hm.width);
+  app.maps.input = fromValues(hm.input);
+  app.maps.pre_activation = fromValues(hm.pre_activation);
+  app.maps.relu_only = relu(app.maps.input);
+  app.maps.conv_relu = relu(app.maps.pre_activation);
+  for (const [name, mask] of Object.entries(hm.masks)) {
+    app.maps[`truth:${name}`] = fromMask(mask, hm.height, hm.width);
   }
   if (r.shapes.relu_only[0] === r.shapes.conv_relu[0]) {
     app.maps.difference = difference(app.maps.conv_relu, app.maps.relu_only);
@@ -559,7 +561,7 @@ function renderMatrix() {
   const r = app.result;
   const [k, c] = r.shapes.weight;
   const canvas = $("matrix-canvas");
-  const w = unpack(r.heatmaps.weight, k, c);
+  const w = fromValues(r.heatmaps.weight);
   const scale = scaleFor(w.lo, w.hi, "shared", 0);
   canvas.width = c;
   canvas.height = k;
@@ -643,7 +645,6 @@ function readoutAt(row, y, x) {
     values[col] = v;
     parts.push(`${COLUMNS[col]} ${fmt(v)}`);
   }
-  values.precision = precision(app.maps.conv_relu, Math.min(row, app.maps.conv_relu.channels - 1));
   const weights = r.layer.weight;
   if (weights && row < weights.length) {
     const terms = weights[row]
@@ -653,7 +654,6 @@ function readoutAt(row, y, x) {
     const shown = terms.slice(0, 6).map(([w, j]) => `${w >= 0 ? "+" : "−"}${fmt(Math.abs(w))}·c${j}`);
     parts.push(`output ${row} = relu(${shown.join(" ")}${terms.length > 6 ? " …" : ""} ${r.layer.bias[row] >= 0 ? "+" : "−"} ${fmt(Math.abs(r.layer.bias[row]))})`);
   }
-  parts.push(`(heatmap values are within ±${fmt(values.precision)} of the exact ones; the .npz has them all)`);
   const out = $("readout");
   out.textContent = parts.join(" · ");
   out.dataset.values = JSON.stringify(values);
@@ -740,7 +740,7 @@ function zoom(canvas) {
 
 async function start() {
   const [maps, presets, health] = await Promise.all(
-    ["/api/v1/colormaps", "/api/v1/presets", "/healthz"].map((u) => fetch(u).then((r) => r.json())),
+    ["/api/v1/colormaps", "/api/v1/catalogue", "/healthz"].map((u) => fetch(u).then((r) => r.json())),
   );
   app.luts.sequential = decodeBase64(maps.sequential.rgb);
   app.luts.diverging = decodeBase64(maps.diverging.rgb);

@@ -1,6 +1,6 @@
 // The experiment views: fit (streamed), bottleneck curve, 1×1 vs 3×3. DOM code; maths in plot.js.
 
-import { fmt, paintChannel, scaleFor, unpack } from "./heatmap.js";
+import { fmt, fromValues, paintChannel, scaleFor } from "./heatmap.js";
 import { chartPoints, parseSSE } from "./plot.js";
 
 const el = (tag, props = {}, ...kids) => {
@@ -72,7 +72,7 @@ function figure(canvas, caption) {
 async function neighbours(root, ctx) {
   const r = await postJSON("/api/v1/experiments/receptive-field", {}, ctx.signal);
   const { height: h, width: w } = r.heatmaps;
-  const hm = unpack(r.heatmaps, h, w);
+  const hm = fromValues(r.heatmaps.maps);
   const maps = r.heatmaps.names.map((name, c) => {
     const canvas = el("canvas", { className: "exp-map" });
     drawHeat(canvas, hm, c, ctx.luts);

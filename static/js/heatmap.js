@@ -1,4 +1,4 @@
-// Pixel maths for the page: decoding the API's compact heatmaps and colouring them.
+// Pixel maths for the page: decoding the API's exact values and colouring them.
 // Pure functions with no DOM access, so the browser tests can call them directly.
 
 /**
@@ -14,39 +14,71 @@ export function decodeBase64(b64) {
 }
 
 /**
- * One heatmap array from the API, with its channels' codes and scales.
- * @typedef {{codes: Uint8Array, lo: number[], hi: number[], channels: number, height: number, width: number}} Heatmap
+ * One array the page draws: exact float32 values, channel by channel, with each channel's range.
+ * @typedef {{values: Float32Array, lo: number[], hi: number[], channels: number, height: number, width: number}} Heatmap
  */
 
 /**
- * Unpack one `heatmaps.arrays[name]` entry of a compare response.
- * @param {{data: string, lo: number[], hi: number[]}} entry
+ * A Heatmap from float32 values of shape (C, H, W), computing each channel's lo and hi.
+ * @param {Float32Array} values
+ * @param {number} channels
  * @param {number} height
  * @param {number} width
  * @returns {Heatmap}
  */
-export function unpack(entry, height, width) {
-  return {
-    codes: decodeBase64(entry.data),
-    lo: entry.lo,
-    hi: entry.hi,
-    channels: entry.lo.length,
-    height,
-    width,
-  };
+export function heatmapOf(values, channels, height, width) {
+  const n = height * width;
+  const lo = [];
+  const hi = [];
+  for (let c = 0; c < channels; c++) {
+    let mn = Infinity;
+    let mx = -Infinity;
+    for (let i = c * n; i < (c + 1) * n; i++) {
+      const v = values[i];
+      if (v < mn) mn = v;
+      if (v > mx) mx = v;
+    }
+    lo.push(mn);
+    hi.push(mx);
+  }
+  return { values, lo, hi, channels, height, width };
 }
 
 /**
- * The value a code stands for: lo + code * (hi - lo) / 255, exact at lo and hi.
- * @param {number} code 0..255
- * @param {number} lo
- * @param {number} hi
- * @returns {number}
+ * Unpack a report's `Values` entry ({shape, data}: little-endian float32, base64).
+ * 1-D and 2-D shapes become one channel.
+ * @param {{shape: number[], data: string}} entry
+ * @returns {Heatmap}
  */
-export function dequantise(code, lo, hi) {
-  if (code === 0) return lo;
-  if (code === 255) return hi;
-  return lo + (code * (hi - lo)) / 255;
+export function fromValues(entry) {
+  const bytes = decodeBase64(entry.data);
+  const values = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+  const s = entry.shape;
+  if (s.length === 3) return heatmapOf(values, s[0], s[1], s[2]);
+  if (s.length === 2) return heatmapOf(values, 1, s[0], s[1]);
+  return heatmapOf(values, 1, 1, s[0]);
+}
+
+/**
+ * A mask from the report (H * W bytes, base64, 1 where true) as a one-channel Heatmap of 0 and 1.
+ * @param {string} b64
+ * @param {number} height
+ * @param {number} width
+ * @returns {Heatmap}
+ */
+export function fromMask(b64, height, width) {
+  return heatmapOf(Float32Array.from(decodeBase64(b64)), 1, height, width);
+}
+
+/**
+ * max(0, v) element by element: the ReLU of a Heatmap, exact.
+ * @param {Heatmap} hm
+ * @returns {Heatmap}
+ */
+export function relu(hm) {
+  const out = new Float32Array(hm.values.length);
+  for (let i = 0; i < out.length; i++) out[i] = hm.values[i] > 0 ? hm.values[i] : 0;
+  return heatmapOf(out, hm.channels, hm.height, hm.width);
 }
 
 /**
@@ -58,18 +90,7 @@ export function dequantise(code, lo, hi) {
  * @returns {number}
  */
 export function valueAt(hm, c, y, x) {
-  const code = hm.codes[(c * hm.height + y) * hm.width + x];
-  return dequantise(code, hm.lo[c], hm.hi[c]);
-}
-
-/**
- * Half the quantisation step of channel c: how far a shown value can be from the exact one.
- * @param {Heatmap} hm
- * @param {number} c
- * @returns {number}
- */
-export function precision(hm, c) {
-  return (hm.hi[c] - hm.lo[c]) / 510;
+  return hm.values[(c * hm.height + y) * hm.width + x];
 }
 
 /**
@@ -110,7 +131,6 @@ export function colourIndex(v, min, max) {
 
 /**
  * Write channel c of a heatmap as RGBA pixels through a colour map.
- * Each of the 256 codes is coloured once, then pixels are a table lookup.
  * @param {Uint8ClampedArray} rgba destination, height * width * 4 bytes
  * @param {Heatmap} hm
  * @param {number} c
@@ -120,44 +140,23 @@ export function colourIndex(v, min, max) {
 export function paintChannel(rgba, hm, c, scale, lut) {
   const table = new Uint32Array(256);
   const bytes = new Uint8Array(table.buffer);
-  for (let code = 0; code < 256; code++) {
-    const i = colourIndex(dequantise(code, hm.lo[c], hm.hi[c]), scale.min, scale.max) * 3;
-    bytes.set([lut[i], lut[i + 1], lut[i + 2], 255], code * 4);
-  }
+  for (let i = 0; i < 256; i++) bytes.set([lut[3 * i], lut[3 * i + 1], lut[3 * i + 2], 255], i * 4);
   const n = hm.height * hm.width;
-  const src = hm.codes.subarray(c * n, (c + 1) * n);
+  const src = hm.values.subarray(c * n, (c + 1) * n);
   const out = new Uint32Array(rgba.buffer, rgba.byteOffset, n);
-  for (let i = 0; i < n; i++) out[i] = table[src[i]];
+  for (let i = 0; i < n; i++) out[i] = table[colourIndex(src[i], scale.min, scale.max)];
 }
 
 /**
  * Element-wise difference of two heatmaps with the same shape, as a new heatmap.
  * @param {Heatmap} a
  * @param {Heatmap} b
- * @returns {Heatmap} a - b, re-quantised per channel
+ * @returns {Heatmap} a - b
  */
 export function difference(a, b) {
-  const n = a.height * a.width;
-  const codes = new Uint8Array(a.codes.length);
-  const lo = [];
-  const hi = [];
-  const vals = new Float64Array(n);
-  for (let c = 0; c < a.channels; c++) {
-    let mn = Infinity;
-    let mx = -Infinity;
-    for (let i = 0; i < n; i++) {
-      const j = c * n + i;
-      const v = dequantise(a.codes[j], a.lo[c], a.hi[c]) - dequantise(b.codes[j], b.lo[c], b.hi[c]);
-      vals[i] = v;
-      if (v < mn) mn = v;
-      if (v > mx) mx = v;
-    }
-    lo.push(mn);
-    hi.push(mx);
-    const s = mx > mn ? 255 / (mx - mn) : 0;
-    for (let i = 0; i < n; i++) codes[c * n + i] = Math.round((vals[i] - mn) * s);
-  }
-  return { codes, lo, hi, channels: a.channels, height: a.height, width: a.width };
+  const out = new Float32Array(a.values.length);
+  for (let i = 0; i < out.length; i++) out[i] = a.values[i] - b.values[i];
+  return heatmapOf(out, a.channels, a.height, a.width);
 }
 
 /**

@@ -1,0 +1,150 @@
+"""The catalogue: every name and limit a client needs, read from the registries that define them.
+
+The page builds its controls from this (generators with their parameters, presets,
+layouts, devices, file types, scenarios), so adding a generator or a preset on the
+server shows it on the page with no JavaScript change.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any, Literal, Union, get_args, get_origin
+
+from app import devices, generators, uploads, weights
+from app.config import Settings
+from app.scenarios import SCENARIOS
+from app.schemas import (
+    Catalogue,
+    Choice,
+    Device,
+    Devices,
+    FileKind,
+    GeneratorEntry,
+    InputSpec,
+    Layouts,
+    Param,
+    PresetEntry,
+    WeightsSpec,
+)
+
+FORMATS = ["json", "png", "npz"]
+
+
+def _type(annotation: Any) -> Literal["int", "float", "floats"]:
+    """int, float or floats (one number or a list) from a field's annotation."""
+    args = (
+        set(get_args(annotation))
+        if get_origin(annotation) in (Union, types.UnionType)
+        else {annotation}
+    )
+    args.discard(type(None))
+    if any(get_origin(a) is list for a in args):
+        return "floats"
+    return "int" if args == {int} else "float"
+
+
+def _field_param(model: type[Any], name: str, **override: Any) -> Param:
+    """A Param from a pydantic field: its type, default, bounds and description."""
+    info = model.model_fields[name]
+    lo = hi = None
+    for m in info.metadata:
+        lo = getattr(m, "ge", None) if getattr(m, "ge", None) is not None else lo
+        hi = getattr(m, "le", None) if getattr(m, "le", None) is not None else hi
+    values: dict[str, Any] = {
+        "type": _type(info.annotation),
+        "default": info.default if isinstance(info.default, int | float) else None,
+        "min": lo,
+        "max": hi,
+        "description": info.description or "",
+    }
+    return Param(**(values | override))
+
+
+def _generators(s: Settings) -> dict[str, GeneratorEntry]:
+    common = {
+        "height": _field_param(InputSpec, "height", max=s.max_height),
+        "width": _field_param(InputSpec, "width", max=s.max_width),
+        "channels": _field_param(InputSpec, "channels", max=s.max_channels),
+        "seed": _field_param(InputSpec, "seed"),
+    }
+    out = {}
+    for name, g in generators.GENERATORS.items():
+        own = {
+            key: Param(
+                type=_type(InputSpec.model_fields[key].annotation),
+                default=default,
+                min=lo,
+                max=hi,
+                description=text,
+            )
+            for key, (default, lo, hi, text) in g.params.items()
+        }
+        out[name] = GeneratorEntry(
+            description=g.description,
+            min_channels=g.min_channels,
+            fixed_channels=g.fixed_channels,
+            params=common | own,
+        )
+    return out
+
+
+def _presets(s: Settings) -> dict[str, PresetEntry]:
+    out = {}
+    for name, p in weights.PRESETS.items():
+        params = {}
+        for key in p.params:
+            extra: dict[str, Any] = {}
+            if key == "out_channels":
+                extra = {
+                    "max": s.max_out_channels,
+                    "description": f"K, the number of filters; default {p.default_k_rule}",
+                }
+            params[key] = _field_param(WeightsSpec, key, **extra)
+        out[name] = PresetEntry(description=p.description, params=params)
+    return out
+
+
+def build(s: Settings) -> Catalogue:
+    arrays = list(uploads.ARRAY_EXTENSIONS)
+    return Catalogue(
+        generators=_generators(s),
+        weight_presets=_presets(s),
+        layouts=Layouts(
+            values=[Choice(id=v, label=uploads.LAYOUT_LABELS[v]) for v in uploads.LAYOUTS],
+            auto_rule=uploads.AUTO_RULE,
+        ),
+        devices=Devices(
+            choices=list(get_args(Device)),
+            available=devices.available(),
+            names=devices.describe(),
+        ),
+        files={
+            "input": FileKind(
+                extensions=arrays + list(uploads.IMAGE_EXTENSIONS),
+                description="Feature maps: an array (.npy, .npz, .pt, .safetensors; "
+                "(C, H, W), (H, W, C), (1, C, H, W), (1, H, W, C) or (H, W)) or an image.",
+            ),
+            "weights": FileKind(
+                extensions=arrays,
+                description="A 1×1 layer: (K, C) or (K, C, 1, 1), or a state dict with weight "
+                "and optional bias.",
+            ),
+            "target": FileKind(
+                extensions=arrays, description="fit: the map to learn, (K, H, W) or (H, W)."
+            ),
+        },
+        formats=FORMATS,
+        scenarios=SCENARIOS,
+        limits={
+            "max_height": s.max_height,
+            "max_width": s.max_width,
+            "max_channels": s.max_channels,
+            "max_out_channels": s.max_out_channels,
+            "max_values": s.max_values,
+            "max_macs": s.max_macs,
+            "max_upload_bytes": s.max_upload_bytes,
+            "max_image_pixels": s.max_image_pixels,
+            "max_png_channels": s.max_png_channels,
+            "max_experiment_values": s.max_experiment_values,
+        },
+    )
