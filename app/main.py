@@ -25,6 +25,7 @@ from app.errors import Busy, OneByOneError, TooLarge
 from app.gate import ComputeGate
 from app.routes import api, docs, experiments, pages
 from app.routes.bodies import validation_error
+from app.schemas import REQUEST_RULES
 
 log = logging.getLogger("onebyone")
 
@@ -188,6 +189,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="onebyone",
         version=__version__,
         summary="What does a 1×1 convolution + ReLU add over a plain ReLU?",
+        description=REQUEST_RULES,
         lifespan=lifespan,
     )
     app.state.settings = settings

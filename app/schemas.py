@@ -14,6 +14,30 @@ from pydantic_core import PydanticCustomError
 HARD_SIDE = 16384
 HARD_CHANNELS = 65536
 
+# How every POST body is read; shown at the top of /docs (app.main) and kept true by
+# tests/test_api.py and tests/test_contract.py.
+REQUEST_RULES = """
+**How requests are read.** Strict where leniency could only hide a mistake:
+
+- A body needs `Content-Type: application/json` or `multipart/form-data` (415 otherwise);
+  an empty POST with no Content-Type takes every default.
+- Numbers are JSON numbers: `true` or `"28"` where an integer belongs is a 422, and so is
+  `28.0`; a float field takes integers.
+- Unknown fields are a 422 whose `detail` lists the fields that exist there (`code`
+  `unknown_field`); a JSON key repeated in one object is a 400 (`duplicate_key`); a multipart
+  part sent twice (`repeated_part`) and a query parameter given twice (`repeated_parameter`) or
+  unknown to the endpoint (`unknown_parameter`) are 422s.
+- Multipart: file parts `input` (and `weights` or `target`) and an optional `spec` part with
+  the same fields as the JSON body; `layout` may stand at the top level of `spec` or inside its
+  `input` (if both, they must agree). A body cut short before its closing boundary is a 400.
+- Files are recognised by their content: .npy, .npz, .pt/.pth (zip, `torch.load(weights_only=
+  True)`), .safetensors, PNG, JPEG. A known extension on content that does not parse is a 400;
+  an unknown type a 415; nothing is ever unpickled. Images of every bit depth are scaled to
+  [0, 1] by their largest code.
+- Every refusal is `{"detail", "field", "code"}`: `detail` for people, `field` the dotted path
+  of what was wrong (`input.height`, `weights.matrix`, `device`, …), `code` a stable reason.
+"""
+
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Layout = Literal["auto", "chw", "hwc", "nchw", "nhwc"]
 
