@@ -171,3 +171,25 @@ def test_pick_names_the_choices_when_several_arrays() -> None:
     d = decode(files.npz(a=X, b=X))
     with pytest.raises(InvalidContent, match="'a', 'b'"):
         uploads.pick(d, "input", "The input file")
+
+
+def test_every_image_bit_depth_is_scaled_to_the_unit_range() -> None:
+    from PIL import Image
+
+    levels = np.array([[0, 1000, 65535]], dtype=np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(levels).save(buf, format="PNG")
+    sixteen = uploads.to_chw(decode(buf.getvalue()).arrays["image"], "hwc")
+    np.testing.assert_allclose(sixteen[0, 0], levels[0] / 65535, rtol=1e-6)
+    eight = uploads.to_chw(
+        decode(files.png(np.array([[0, 51, 255]], np.uint8))).arrays["image"], "hwc"
+    )
+    np.testing.assert_allclose(eight[0, 0], [0, 0.2, 1], rtol=1e-6)
+
+
+def test_a_known_extension_on_foreign_bytes_is_a_400_that_says_so() -> None:
+    with pytest.raises(UnreadableFile, match=r"'x\.npy' is not a valid \.npy file") as info:
+        decode(b"PK\x05\x06 random bytes", "x.npy")
+    assert (info.value.field, info.value.code) == ("input", "bad_magic")
+    with pytest.raises(UnsupportedType):
+        decode(b"PK\x05\x06 random bytes", "x.bin")
