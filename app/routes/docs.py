@@ -31,19 +31,18 @@ def assets() -> StaticFiles:
     return StaticFiles(directory=ASSETS)
 
 
+def _page(request: Request, template: str, csp: str) -> HTMLResponse:
+    context = {"version": __version__, "assets": ASSETS_URL}
+    response = templates.TemplateResponse(request, template, context)
+    response.headers["Content-Security-Policy"] = csp
+    return response
+
+
 @router.get("/docs", response_class=HTMLResponse)
 def swagger(request: Request) -> HTMLResponse:
-    response = templates.TemplateResponse(
-        request, "docs.html", {"version": __version__, "assets": ASSETS_URL}
-    )
-    response.headers["Content-Security-Policy"] = CSP
-    return response
+    return _page(request, "docs.html", CSP)
 
 
 @router.get("/redoc", response_class=HTMLResponse)
 def redoc(request: Request) -> HTMLResponse:
-    response = templates.TemplateResponse(
-        request, "redoc.html", {"version": __version__, "assets": ASSETS_URL}
-    )
-    response.headers["Content-Security-Policy"] = REDOC_CSP
-    return response
+    return _page(request, "redoc.html", REDOC_CSP)
