@@ -27,6 +27,10 @@ _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _ZIP_MAGIC = b"PK\x03\x04"
 _MAX_ZIP_MEMBERS = 64
+# torch.save writes one member per tensor storage: a ResNet-50 checkpoint has over 300.
+_MAX_PT_MEMBERS = 4096
+# How deep a .pt's nested dicts are read ({"state_dict": {…}}, {"model": …, "optimizer": …}).
+_MAX_PT_DEPTH = 8
 # What zipfile raises on damaged or hostile archives (found by fuzzing, tests/test_hardening.py).
 _ZIP_ERRORS = (
     zipfile.BadZipFile,
@@ -98,11 +102,13 @@ def _read_npy(data: bytes, max_values: int, what: str) -> np.ndarray:
     return arr.reshape(shape, order="F" if fortran else "C")
 
 
-def _read_zip_members(zf: zipfile.ZipFile, max_bytes: int, what: str) -> dict[str, bytes]:
+def _read_zip_members(
+    zf: zipfile.ZipFile, max_bytes: int, what: str, max_members: int = _MAX_ZIP_MEMBERS
+) -> dict[str, bytes]:
     # Not ZipInfo.is_dir(): it indexes the name, and a damaged entry's name can be empty.
     infos = [i for i in zf.infolist() if not i.filename.endswith("/")]
-    if len(infos) > _MAX_ZIP_MEMBERS:
-        raise UnreadableFile(f"{what} has {len(infos)} members; at most {_MAX_ZIP_MEMBERS}.")
+    if len(infos) > max_members:
+        raise UnreadableFile(f"{what} has {len(infos)} members; at most {max_members}.")
     declared = sum(i.file_size for i in infos)
     if declared > max_bytes:
         raise TooLarge(
@@ -139,7 +145,7 @@ def _read_npz(zf: zipfile.ZipFile, max_values: int, what: str) -> dict[str, np.n
 def _read_pt(data: bytes, zf: zipfile.ZipFile, max_values: int, what: str) -> dict[str, np.ndarray]:
     import torch
 
-    _read_zip_members(zf, max_values * 8 + (1 << 20), what)  # size check only
+    _read_zip_members(zf, max_values * 8 + (1 << 20), what, _MAX_PT_MEMBERS)  # size check only
     try:
         # weights_only: a restricted unpickler that builds tensors and containers, never code.
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
@@ -152,9 +158,26 @@ def _read_pt(data: bytes, zf: zipfile.ZipFile, max_values: int, what: str) -> di
     if isinstance(obj, torch.Tensor):
         tensors["tensor"] = obj
     elif isinstance(obj, dict):
-        tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+        # Nested dicts (a checkpoint's {"state_dict": …}, {"model": …, "epoch": 3}) are
+        # read as dotted names, as a state dict names submodules; other values are skipped.
+        todo: list[tuple[str, dict[Any, Any], int]] = [("", obj, 0)]
+        while todo:
+            prefix, d, depth = todo.pop(0)
+            for k, v in d.items():
+                name = f"{prefix}{k}"
+                if isinstance(v, torch.Tensor):
+                    tensors[name] = v
+                elif isinstance(v, dict) and depth < _MAX_PT_DEPTH:
+                    todo.append((name + ".", v, depth + 1))
     if not tensors:
         raise UnreadableFile(f"{what} holds no tensors; save a tensor or a state dict.")
+    # Many views of one storage are cheap to store and costly to convert: bound the total.
+    total = sum(int(t.numel()) for t in tensors.values())
+    if total > 4 * max_values:
+        raise TooLarge(
+            f"{what} holds {len(tensors)} tensors with {total} values in all; the limit is "
+            f"{4 * max_values} (4 × ONEBYONE_MAX_VALUES). Save only the model's state dict."
+        )
     return {k: _torch_to_numpy(v, max_values, f"{what} {k!r}") for k, v in tensors.items()}
 
 
