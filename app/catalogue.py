@@ -126,8 +126,9 @@ def build(s: Settings) -> Catalogue:
             ),
             "weights": FileKind(
                 extensions=arrays,
-                description="A 1×1 layer: (K, C) or (K, C, 1, 1), or a state dict with weight "
-                "and optional bias.",
+                description="A 1×1 layer: (K, C) or (K, C, 1, 1), a state dict with weight "
+                "and optional bias, or a whole checkpoint (pick its layer with weights.layer; "
+                "POST /api/v1/checkpoints/layers lists them).",
             ),
             "target": FileKind(
                 extensions=arrays, description="fit: the map to learn, (K, H, W) or (H, W)."

@@ -23,7 +23,7 @@ from app import __version__, render
 from app.config import Settings, get_settings
 from app.errors import Busy, OneByOneError, TooLarge
 from app.gate import ComputeGate
-from app.routes import api, docs, experiments, pages
+from app.routes import api, checkpoints, docs, experiments, pages
 from app.routes.bodies import validation_error
 from app.schemas import REQUEST_RULES
 
@@ -200,6 +200,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _install_error_handlers(app)
     app.include_router(api.router)
     app.include_router(experiments.router)
+    app.include_router(checkpoints.router)
     app.include_router(pages.router)
     app.include_router(docs.router)
     app.mount("/static", StaticFiles(directory=pages.ROOT / "static"), name="static")

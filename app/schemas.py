@@ -76,7 +76,7 @@ GENERATOR_PARAMS = ("rank", "scale", "noise", "blobs", "rectangles")
 
 
 class WeightsSpec(BaseModel):
-    """The 1×1 layer: a preset, or an explicit matrix and bias (or an uploaded file)."""
+    """The 1×1 layer: a preset, an explicit matrix and bias, or an uploaded file's layer."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -94,6 +94,29 @@ class WeightsSpec(BaseModel):
     )
     bias: float | list[float] | None = Field(
         default=None, description="One value for every filter, or K values; default 0."
+    )
+    layer: str | None = Field(
+        default=None,
+        max_length=1000,
+        description="With a whole checkpoint as the weights file: the 1×1 conv to use, by "
+        "module name (POST /api/v1/checkpoints/layers lists them). Needed when it has several.",
+        examples=["layer1.0.conv1"],
+    )
+    batchnorm: str = Field(
+        default="auto",
+        min_length=1,
+        max_length=1000,
+        description='The batch norm folded into the layer: "auto" (the one that follows it by '
+        'name, e.g. conv1 → bn1, features.3.0 → features.3.1), "none" (the raw conv), or the '
+        "prefix of a batch norm in the weights file.",
+        examples=["auto", "none", "layer1.0.bn1"],
+    )
+    eps: float = Field(
+        default=1e-5,
+        gt=0,
+        le=1,
+        description="The folded batch norm's epsilon; state dicts do not store it (PyTorch's "
+        "default 1e-5).",
     )
 
 
@@ -233,6 +256,12 @@ class Costs(BaseModel):
     conv3x3: LayerCost = Field(description="A 3×3 layer with the same channels, for comparison.")
 
 
+class FoldedBatchNorm(BaseModel):
+    name: str = Field(description="Its prefix in the checkpoint, e.g. layer1.0.bn1.")
+    eps: float = Field(description="The ε used (the request's weights.eps).")
+    affine: bool = Field(description="Whether it had a scale γ and shift β.")
+
+
 class LayerInfo(BaseModel):
     """What the 1×1 layer reports about itself."""
 
@@ -248,6 +277,19 @@ class LayerInfo(BaseModel):
         default=None, description="W (K, C), when K·C ≤ ONEBYONE_MAX_ECHO_WEIGHTS."
     )
     bias: list[float] | None = Field(default=None, description="b (K,), with the weight.")
+    checkpoint_layer: str | None = Field(
+        default=None,
+        description="An uploaded checkpoint's layer: its module name (\"\" for a file's "
+        "top-level weight).",
+    )
+    batchnorm: FoldedBatchNorm | None = Field(
+        default=None, description="The batch norm folded into W and b; null when none was."
+    )
+    batchnorm_follows: str | None = Field(
+        default=None,
+        description='The batch norm that follows the layer by name (what "auto" folds), '
+        "folded or not; null when none is found.",
+    )
 
 
 class BestChannel(BaseModel):
@@ -296,7 +338,10 @@ class CompareReport(BaseModel):
 
     device: str = Field(description="The device that ran: cpu, cuda or mps.")
     input_source: str = Field(description="generator:NAME or file:FORMAT")
-    weights_source: str = Field(description="preset:NAME, matrix, or file:FORMAT")
+    weights_source: str = Field(
+        description="preset:NAME, matrix, file:FORMAT, file:FORMAT:LAYER (a checkpoint's "
+        "layer), or input-file:FORMAT (the input file's own weight and bias, from capture)"
+    )
     shapes: Shapes
     channel_names: list[str] = Field(description="A name per input channel.")
     summary: Summary
@@ -349,6 +394,44 @@ COMPARE_EXAMPLES: dict[str, dict[str, Any]] = {
 
 def _input(**defaults: Any) -> Any:
     return Field(default_factory=lambda: InputSpec(**defaults))
+
+
+class LayersRequest(BaseModel):
+    """POST /api/v1/checkpoints/layers' spec part: nothing to set yet."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class BatchNormInfo(BaseModel):
+    name: str = Field(description="Its prefix in the checkpoint, e.g. layer1.0.bn1.")
+    channels: int = Field(description="Its size; it can be folded only when it equals K.")
+    affine: bool = Field(description="Whether it has a scale γ and shift β (weight, bias).")
+
+
+class CheckpointLayer(BaseModel):
+    name: str = Field(
+        description='What to send as "weights": {"layer": NAME}. "" is a file\'s top-level '
+        "weight (a single-layer file, or one from `onebyone capture`): no name is needed."
+    )
+    out_channels: int = Field(description="K, the number of filters.")
+    in_channels: int = Field(description="C, the input channels it mixes.")
+    bias: bool = Field(description="Whether the conv has its own bias.")
+    batchnorm: BatchNormInfo | None = Field(
+        description='The batch norm that follows it by name, which "batchnorm": "auto" folds; '
+        "null when none is found."
+    )
+
+
+class CheckpointLayers(BaseModel):
+    """An uploaded checkpoint's 1×1 conv layers; its k×k convs are counted, never offered."""
+
+    format: str = Field(description="How the file was read: pt, safetensors or npz.")
+    wrappers: list[str] = Field(
+        description="Key prefixes removed to reach module names: state_dict, model, module, …"
+    )
+    layers: list[CheckpointLayer] = Field(description="Every 1×1 conv, in the file's order.")
+    other_convs: int = Field(description="Convs with larger kernels (3×3, 7×7, …), not offered.")
+    batchnorms: int = Field(description="Batch norms in the checkpoint (any of them can be named).")
 
 
 class FitRequest(_UploadLayout):

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from app import mixing
+from app import checkpoints, mixing
 from app.errors import InvalidContent, excerpt
 from app.schemas import WeightsSpec
 from app.uploads import Decoded, check_finite
@@ -172,9 +172,34 @@ def _file_weight(decoded: Decoded) -> np.ndarray:
     return next(iter(decoded.arrays.values()))
 
 
+def _checkpoint_layer(
+    decoded: Decoded, spec: WeightsSpec
+) -> tuple[checkpoints.Checkpoint, checkpoints.Conv | None]:
+    """The file's convs and batch norms, and the 1×1 conv `spec.layer` picks from them.
+
+    The conv is None when the file holds no conv weight (a lone array, or a linear
+    layer's): it is read as one layer, as it always was.
+    """
+    ckpt = checkpoints.Checkpoint(decoded.arrays)
+    if ckpt.convs:
+        return ckpt, ckpt.layer(spec.layer)
+    if spec.layer is not None:
+        held = ", ".join(excerpt(k) for k in list(decoded.arrays)[:10])
+        raise InvalidContent(
+            f"weights.layer names {excerpt(spec.layer)}, but the weights file holds no conv "
+            f"layer to pick from (it holds {held}). Drop weights.layer to read it as one layer.",
+            field="weights.layer",
+            code="not_a_checkpoint",
+        )
+    return ckpt, None
+
+
 def planned_k(spec: WeightsSpec, c: int, decoded: Decoded | None) -> int:
     """K, the number of filters a request will build, known before any tensor exists."""
     if decoded is not None:
+        _, conv = _checkpoint_layer(decoded, spec)
+        if conv is not None:
+            return conv.k
         weight = _file_weight(decoded)
         return int(weight.shape[0]) if weight.ndim else 1
     if spec.matrix is not None:
@@ -251,10 +276,9 @@ def _named(decoded: Decoded, suffix: str) -> np.ndarray | None:
     return found[0] if len(found) == 1 else None
 
 
-def from_file(decoded: Decoded, spec: WeightsSpec, x: torch.Tensor) -> Layer:
-    """An uploaded layer: a (K, C) or (K, C, 1, 1) array, or a state dict with weight [and bias]."""
+def _legacy_layer(decoded: Decoded) -> tuple[np.ndarray, np.ndarray | None]:
+    """A file that is one layer: a (K, C) or (K, C, 1, 1) array, maybe with a bias."""
     weight = _file_weight(decoded)
-    bias = _named(decoded, "bias")
     if weight.ndim == 4:
         if weight.shape[2:] != (1, 1):
             raise InvalidContent(
@@ -271,15 +295,39 @@ def from_file(decoded: Decoded, spec: WeightsSpec, x: torch.Tensor) -> Layer:
             field="weights",
             code="bad_shape",
         )
-    if 0 in weight.shape:
+    return weight, _named(decoded, "bias")
+
+
+def file_layers(decoded: Decoded) -> tuple[checkpoints.Checkpoint, list[checkpoints.Conv]]:
+    """The 1×1 layers an uploaded weights file offers, read as `from_file` reads it: a
+    checkpoint's 1×1 convs, or the one layer of a single-layer file (named "")."""
+    ckpt = checkpoints.Checkpoint(decoded.arrays)
+    if not ckpt.convs:
+        weight, bias = _legacy_layer(decoded)
+        return ckpt, [checkpoints.Conv("", weight, bias)]
+    ones = ckpt.layers()
+    if not ones:
+        ckpt.layer(None)  # the one "no 1×1 layer" error, listing the convs it has
+    return ckpt, ones
+
+
+def from_file(decoded: Decoded, spec: WeightsSpec, x: torch.Tensor) -> Layer:
+    """An uploaded layer: a (K, C) or (K, C, 1, 1) array, a state dict with weight [and
+    bias], or a whole checkpoint's 1×1 conv (`spec.layer`) with its batch norm folded."""
+    ckpt, conv = _checkpoint_layer(decoded, spec)
+    if conv is not None:
+        weight, bias, name = conv.matrix(), conv.bias, conv.name
+    else:
+        (weight, bias), name = _legacy_layer(decoded), ""
+    w = np.ascontiguousarray(weight, dtype=np.float32)  # (K, C)
+    check_finite(w, "weights", field="weights")
+    if 0 in w.shape:
         raise InvalidContent(
-            f"The weights have shape {list(weight.shape)}: no filters or no channels.",
+            f"The weights have shape {list(w.shape)}: no filters or no channels.",
             field="weights",
             code="empty",
         )
-    w = np.ascontiguousarray(weight, dtype=np.float32)
-    check_finite(w, "weights", field="weights")
-    _check_c(w.shape, x.shape[0], "weights file", "weights")
+    _check_c(w.shape, x.shape[0], f"weights layer {name}" if name else "weights file", "weights")
     k = w.shape[0]
     if bias is not None:
         b = np.asarray(bias, dtype=np.float32).reshape(-1)
@@ -292,12 +340,37 @@ def from_file(decoded: Decoded, spec: WeightsSpec, x: torch.Tensor) -> Layer:
         check_finite(b, "bias", field="weights")
     else:
         b = _bias(spec.bias, k, "weights file")
-    return Layer(_on(x.device, w), _on(x.device, b), f"file:{decoded.format}")
+    follows = ckpt.follows(name)
+    bn = ckpt.batchnorm(conv or checkpoints.Conv(name, w, b), spec.batchnorm)
+    if bn is not None:
+        w, b = checkpoints.fold(w, b, bn, spec.eps)
+        check_finite(w, f"weights with batch norm {bn.name} folded", field="weights.batchnorm")
+        check_finite(b, f"bias with batch norm {bn.name} folded", field="weights.batchnorm")
+    source = f"file:{decoded.format}"
+    info: dict[str, Any] = {}
+    if name or bn is not None:
+        # A checkpoint's layer: say which one, and which batch norm was folded into it.
+        source = f"{source}:{name}" if name else source
+        info = {
+            "checkpoint_layer": name,
+            "batchnorm": None
+            if bn is None
+            else {"name": bn.name, "eps": spec.eps, "affine": bn.affine},
+            "batchnorm_follows": follows,
+        }
+    return Layer(_on(x.device, w), _on(x.device, b), source, info)
 
 
 def build(spec: WeightsSpec, x: torch.Tensor, decoded: Decoded | None) -> Layer:
     if decoded is not None:
         return from_file(decoded, spec, x)
+    if spec.layer is not None:
+        raise InvalidContent(
+            f"weights.layer names {excerpt(spec.layer)}, a layer of a checkpoint, but no "
+            "checkpoint was uploaded: send it as the multipart file part 'weights'.",
+            field="weights.layer",
+            code="needs_file",
+        )
     if spec.matrix is not None:
         if spec.preset is not None:
             raise InvalidContent(
