@@ -133,10 +133,23 @@ def run(
     t0 = time.perf_counter()
     arr, names, truth, source = load_input(req, input_file, s)
     c, h, w = arr.shape
+    # A file from `onebyone capture` holds the layer's input and its weight and bias: with
+    # no weights file and no preset or matrix named, it is the weights too.
+    layer_from_input = (
+        weights_file is None
+        and input_file is not None
+        and {"input", "weight"} <= input_file.arrays.keys()
+        and req.weights.preset is None
+        and req.weights.matrix is None
+    )
+    if layer_from_input:
+        weights_file = input_file
     _check_layer_size(weights.planned_k(req.weights, c, weights_file), c, h, w, s)
     with torch.inference_mode():
         x = torch.from_numpy(arr).to(device)  # (C, H, W)
         layer = weights.build(req.weights, x, weights_file)
+        if layer_from_input:
+            layer.source = layer.source.replace("file:", "input-file:", 1)
         devices.synchronize(device)
         t1 = time.perf_counter()
         paths = mixing.run_paths(x, layer.weight, layer.bias)

@@ -9,8 +9,10 @@ ResNet-50. Every ReLU is its own module, so a hook can read the activation after
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
+from PIL import Image
 from torch import nn
 
 # Each 1×1 conv the tests check, and the ReLU that follows its batch norm.
@@ -160,3 +162,12 @@ def activations(
         for h in handles:
             h.remove()
     return out
+
+
+def preprocess(path: str | Path) -> torch.Tensor:
+    """The default preprocessing of `onebyone capture`, as (3, 224, 224); stands in for a
+    torchvision weights' transforms() where the README uses them."""
+    from app.cli import Preprocessing
+
+    with Image.open(path) as img:
+        return Preprocessing()(img)

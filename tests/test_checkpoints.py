@@ -1,5 +1,5 @@
 """A whole checkpoint's 1×1 layer with its batch norm folded: app/checkpoints.py in-process,
-then the API on a real server.
+then the API on a real server and `onebyone capture` run as a user runs it.
 
 The reference everywhere is the network itself: its own activation after the ReLU that
 follows the layer, read with a forward hook.
@@ -10,16 +10,24 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+from safetensors import safe_open
 from safetensors.torch import save as st_save
 
 from app import checkpoints, uploads
+from app.cli import Preprocessing
 from app.errors import InvalidContent, TooLarge, UnreadableFile
+from bench.server import ROOT
 from tests import files, nets
 
 LIMITS = {"max_values": 10**6, "max_pixels": 10**6}
@@ -501,3 +509,147 @@ def test_a_checkpoint_over_the_upload_limit_is_413(client: httpx.Client) -> None
     ):
         r = client.post(url, files=parts)
         assert r.status_code == 413 and "ONEBYONE_MAX_UPLOAD_BYTES" in r.json()["detail"]
+
+
+# ---------------------------------------------------------------- onebyone capture
+
+
+def test_default_preprocessing_is_resize_crop_and_imagenet_normalisation(tmp_path: Path) -> None:
+    path = tmp_path / "flat.png"
+    Image.new("RGB", (400, 300), (200, 100, 50)).save(path)
+    x = nets.preprocess(path)
+    assert x.shape == (3, 224, 224)
+    # ImageNet's mean and std, as torchvision documents them.
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    expected = (np.array([200, 100, 50]) / 255 - mean) / std
+    np.testing.assert_allclose(x.mean(dim=(1, 2)).numpy(), expected, rtol=1e-5)
+    assert Preprocessing(resize=0, crop=0)(Image.new("RGB", (40, 30))).shape == (3, 30, 40)
+
+
+def run_capture(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    onebyone = Path(sys.executable).parent / "onebyone"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [str(onebyone), "capture", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("capture") / "photo.png"
+    rgb = np.random.default_rng(5).integers(0, 256, (260, 300, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def saved(net: nets.ResNetLike, photo: Path) -> Path:
+    path = photo.parent / "trained.pt"
+    torch.save(net.state_dict(), path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("layer", "after"),
+    [("layer1.0.conv1", "layer1.0.relu1"), ("inception3a.branch3.0", "inception3a.branch3.2")],
+)
+def test_capture_end_to_end_equals_the_network(
+    client: httpx.Client,
+    net: nets.ResNetLike,
+    photo: Path,
+    saved: Path,
+    tmp_path: Path,
+    layer: str,
+    after: str,
+) -> None:
+    out = tmp_path / "layer.safetensors"
+    done = run_capture(
+        tmp_path,
+        "tests.nets:resnet_like",
+        "--weights",
+        str(saved),
+        "--layer",
+        layer,
+        "--image",
+        str(photo),
+        "-o",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"batch norm folded: {nets.BN_AFTER[layer]}" in done.stdout
+    check = done.stdout.split(f"network's own {nets.BN_AFTER[layer]} output to ")[1].split()[0]
+    assert float(check) < 1e-5, done.stdout
+    with safe_open(str(out), "pt") as f:
+        meta = f.metadata()
+    assert meta["layer"] == layer and meta["batchnorm_folded"].startswith(nets.BN_AFTER[layer])
+    assert meta["model"] == "tests.nets:resnet_like" and "centre crop 224" in meta["preprocessing"]
+
+    x = nets.preprocess(photo)[None]
+    expected = nets.activations(net, x, [after])[after].numpy()
+    r = client.post(
+        "/api/v1/compare",
+        params={"format": "npz"},
+        files={"input": ("l.safetensors", out.read_bytes())},
+    )
+    z = npz(r)
+    np.testing.assert_allclose(z["conv_relu"], expected, rtol=1e-5, atol=1e-5)
+    j = client.post(
+        "/api/v1/compare",
+        params={"format": "json", "heatmaps": "false"},
+        files={"input": ("l.safetensors", out.read_bytes())},
+    ).json()
+    assert j["weights_source"] == "input-file:safetensors"
+
+
+def test_capture_takes_a_strided_1x1_conv_as_it_samples(
+    client: httpx.Client, net: nets.ResNetLike, photo: Path, saved: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "shortcut.safetensors"
+    done = run_capture(
+        tmp_path,
+        "tests.nets:resnet_like",
+        "--weights",
+        str(saved),
+        "--layer",
+        "layer1.0.downsample.0",
+        "--image",
+        str(photo),
+        "-o",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr
+    x = nets.preprocess(photo)[None]
+    expected = nets.activations(net, x, ["layer1.0.downsample.1"])["layer1.0.downsample.1"]
+    files_ = {"input": ("s.safetensors", out.read_bytes())}
+    z = npz(client.post("/api/v1/compare", params={"format": "npz"}, files=files_))
+    assert z["input"].shape == (16, 28, 28)  # the 56×56 input at stride 2
+    np.testing.assert_allclose(z["pre_activation"], expected.numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("layer", "says"),
+    [
+        ("layer1.0.conv2", "is a 3×3 conv; pick a plain 1×1 one: layer1.0.conv1"),
+        ("layer1.0.con1", "Did you mean layer1.0.conv1"),
+    ],
+)
+def test_capture_refuses_a_layer_that_is_not_1x1(
+    photo: Path, saved: Path, tmp_path: Path, layer: str, says: str
+) -> None:
+    done = run_capture(
+        tmp_path,
+        "tests.nets:resnet_like",
+        "--layer",
+        layer,
+        "--image",
+        str(photo),
+        "-o",
+        str(tmp_path / "x.safetensors"),
+    )
+    assert done.returncode == 2 and says in done.stderr, done.stderr
+    assert not (tmp_path / "x.safetensors").exists()
