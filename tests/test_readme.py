@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import sys
@@ -10,9 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from safetensors import safe_open
 
 from bench.server import ROOT, free_port, start, stop, wait_healthy
+from tests import nets
 
 README = (ROOT / "README.md").read_text()
 
@@ -70,3 +75,64 @@ def test_readme_python_example_runs(readme_server: str, tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "agreement 1.0" in done.stdout
+
+
+def test_readme_own_network_path_runs_with_the_test_network(
+    readme_server: str, tmp_path: Path
+) -> None:
+    """The README's "Your own network" lines, with tests.nets' network for ResNet-50."""
+    net = nets.trained()
+    torch.save(net.state_dict(), tmp_path / "trained.pt")
+    ramp = np.linspace(0, 255, 320 * 280 * 3).reshape(280, 320, 3) % 256
+    Image.fromarray(ramp.astype(np.uint8)).save(tmp_path / "cat.jpg", quality=95)
+    model = "tests.nets.resnet_like('trained.pt')"
+    transformed = 'ResNet50_Weights.DEFAULT.transforms()(torchvision.io.read_image("cat.jpg"))'
+    stand_ins = [
+        ("torchvision.models.resnet50(weights='DEFAULT')", model),
+        ('torchvision.models.resnet50(weights="DEFAULT")', model),
+        (
+            "torchvision.models:resnet50 --weights DEFAULT",
+            "tests.nets:resnet_like --weights trained.pt",
+        ),
+        ("torchvision.models." + transformed, 'tests.nets.preprocess("cat.jpg")'),
+        ("import torch, torchvision", "import torch, tests.nets"),
+        (".venv/bin/", f"{Path(sys.executable).parent}/"),
+        ("http://127.0.0.1:8000", readme_server),
+    ]
+
+    def substituted(code: str) -> str:
+        for old, new in stand_ins:
+            code = code.replace(old, new)
+        assert "torchvision" not in code, code
+        return code
+
+    shell, after_hook = (substituted(b) for b in blocks("shell"))
+    (hook,) = (substituted(b) for b in blocks("py"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    bash = ["bash", "-euo", "pipefail", "-c"]
+    for cmd in ([*bash, shell], [sys.executable, "-c", hook], [*bash, after_hook]):
+        done = subprocess.run(
+            cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr + done.stdout
+
+    listed = json.loads((tmp_path / "layers.json").read_text())["layers"]
+    assert {"name": "layer1.0.conv1", "bn": "layer1.0.bn1"} in [
+        {"name": e["name"], "bn": (e["batchnorm"] or {}).get("name")} for e in listed
+    ]
+    for png in ("layer1.0.conv1.png", "acts.png"):
+        with Image.open(tmp_path / png) as img:
+            assert img.format == "PNG"
+    # What the network computes after the ReLU that follows layer1.0.conv1.
+    x = nets.preprocess(tmp_path / "cat.jpg")[None]
+    relu = nets.activations(net, x, ["layer1.0.relu1"])["layer1.0.relu1"].numpy()
+    report = json.loads((tmp_path / "layer1.0.conv1.json").read_text())
+    assert report["weights_source"] == "file:pt:layer1.0.conv1"
+    assert report["layer"]["batchnorm"]["name"] == "layer1.0.bn1"
+    np.testing.assert_allclose(
+        report["stats"]["conv_relu"]["mean"], relu.mean(axis=(1, 2)), rtol=1e-5, atol=2e-6
+    )
+    with safe_open(str(tmp_path / "layer1.0.conv1.safetensors"), "pt") as f:
+        captured = f.get_tensor("input")
+    hooked = torch.load(tmp_path / "acts.pt", weights_only=True)
+    torch.testing.assert_close(hooked, captured, rtol=0, atol=0)
