@@ -14,16 +14,20 @@ from app import devices, generators, uploads, weights
 from app.config import Settings
 from app.scenarios import SCENARIOS
 from app.schemas import (
+    BottleneckRequest,
     Catalogue,
     Choice,
+    CompareRequest,
     Device,
     Devices,
     FileKind,
+    FitRequest,
     GeneratorEntry,
     InputSpec,
     Layouts,
     Param,
     PresetEntry,
+    ReceptiveFieldRequest,
     WeightsSpec,
 )
 
@@ -104,6 +108,28 @@ def _presets(s: Settings) -> dict[str, PresetEntry]:
     return out
 
 
+# Each experiment's own request fields; input, device and layout are the shared controls, and
+# fit's target (a file part) is left to scripts.
+_EXPERIMENTS: dict[str, tuple[type[Any], tuple[str, ...]]] = {
+    "/api/v1/experiments/fit": (FitRequest, ("steps", "every", "lr", "seed")),
+    "/api/v1/experiments/bottleneck": (BottleneckRequest, ("kernel", "out_channels")),
+    "/api/v1/experiments/receptive-field": (
+        ReceptiveFieldRequest,
+        ("pixel", "delta", "out_channels", "seed"),
+    ),
+}
+
+
+def _experiments() -> dict[str, dict[str, Param]]:
+    return {
+        path: {
+            name: _field_param(model, name, **({"type": "ints"} if name == "pixel" else {}))
+            for name in names
+        }
+        for path, (model, names) in _EXPERIMENTS.items()
+    }
+
+
 def build(s: Settings) -> Catalogue:
     arrays = list(uploads.ARRAY_EXTENSIONS)
     return Catalogue(
@@ -117,6 +143,7 @@ def build(s: Settings) -> Catalogue:
             choices=list(get_args(Device)),
             available=devices.available(),
             names=devices.describe(),
+            default=CompareRequest.model_fields["device"].default,
         ),
         files={
             "input": FileKind(
@@ -136,6 +163,7 @@ def build(s: Settings) -> Catalogue:
         },
         formats=FORMATS,
         scenarios=SCENARIOS,
+        experiments=_experiments(),
         limits={
             "max_height": s.max_height,
             "max_width": s.max_width,

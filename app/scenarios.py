@@ -2,7 +2,8 @@
 
 One definition, read by the template (the buttons), the catalogue (the page's
 requests) and the tests (every request is valid for its endpoint). The page keeps
-only the wording of each headline, which it computes from the response.
+only the wording of each fact a headline states, computed from the response;
+`headline` names the facts a scenario leads with.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ SCENARIOS: list[Scenario] = [
             "weights": {"matrix": [[1, -1, 0, 0]], "bias": [0]},
             **_AUTO,
         },
+        headline=["truth", "changed"],
     ),
     Scenario(
         id="relu-on-relu",
@@ -39,6 +41,7 @@ SCENARIOS: list[Scenario] = [
             "weights": {"preset": "random", "out_channels": 8, "seed": 0},
             **_AUTO,
         },
+        headline=["changed", "shape"],
     ),
     Scenario(
         id="keep192",
@@ -52,6 +55,7 @@ SCENARIOS: list[Scenario] = [
             "weights": {"preset": "random", "out_channels": 192, "seed": 0},
             **_AUTO,
         },
+        headline=["shape", "cost"],
     ),
     Scenario(
         id="reduce64",
@@ -67,6 +71,7 @@ SCENARIOS: list[Scenario] = [
             "weights": {"preset": "pca", "out_channels": 64},
             **_AUTO,
         },
+        headline=["variance", "cost"],
     ),
     Scenario(
         id="identity",
@@ -79,6 +84,7 @@ SCENARIOS: list[Scenario] = [
             "weights": {"preset": "identity"},
             **_AUTO,
         },
+        headline=["shape", "changed"],
     ),
     Scenario(
         id="neighbours",
@@ -87,7 +93,18 @@ SCENARIOS: list[Scenario] = [
         "change one input pixel and exactly one output pixel moves. A 3×3 conv moves a 3×3 "
         "patch, and can find the edges between flat regions, which no 1×1 layer can.",
         endpoint="/api/v1/experiments/receptive-field",
-        request={"pixel": [16, 16], **_AUTO},
+        request={
+            "input": {
+                "generator": "edges",
+                "height": 32,
+                "width": 32,
+                "channels": 3,
+                "seed": 0,
+                "rectangles": 2,
+            },
+            "pixel": [16, 16],
+            **_AUTO,
+        },
     ),
     Scenario(
         id="fit",
@@ -97,7 +114,12 @@ SCENARIOS: list[Scenario] = [
         "scale and bias per channel, then ReLU). Monotone per-channel functions have a floor "
         "they cannot go under.",
         endpoint="/api/v1/experiments/fit",
-        request={"steps": 500, "every": 5, **_AUTO},
+        request={
+            "input": {"generator": "catdog", "height": 32, "width": 32, "channels": 4, "seed": 0},
+            "steps": 500,
+            "every": 5,
+            **_AUTO,
+        },
     ),
     Scenario(
         id="bottleneck",
@@ -106,7 +128,12 @@ SCENARIOS: list[Scenario] = [
         "reduction to K channels keeps, and what a 1×1 reduce + 5×5 conv costs against the "
         "5×5 conv alone (GoogLeNet's 192 → 16 → 5×5 → 32).",
         endpoint="/api/v1/experiments/bottleneck",
-        request={"kernel": 5, "out_channels": 32, **_AUTO},
+        request={
+            "input": {"generator": "smooth", "height": 28, "width": 28, "channels": 192, "seed": 0},
+            "kernel": 5,
+            "out_channels": 32,
+            **_AUTO,
+        },
     ),
     Scenario(
         id="photo",
@@ -121,6 +148,7 @@ SCENARIOS: list[Scenario] = [
             "weights": {"preset": "pca", "out_channels": 3},
             **_AUTO,
         },
+        headline=["picture", "variance", "changed"],
     ),
 ]
 

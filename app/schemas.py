@@ -597,8 +597,9 @@ class ReceptiveFieldResult(BaseModel):
 class Param(BaseModel):
     """One parameter a generator or preset takes, with its default and limits."""
 
-    type: Literal["int", "float", "floats"] = Field(
-        description="floats: one number, or a list of one per filter (K values)"
+    type: Literal["int", "float", "floats", "ints"] = Field(
+        description="floats: one number, or a list of one per filter (K values); ints: a list "
+        "of integers, e.g. a pixel [y, x]"
     )
     default: float | None = None
     min: float | None = None
@@ -634,6 +635,9 @@ class Devices(BaseModel):
     choices: list[str] = Field(description="Every value `device` accepts.")
     available: list[str] = Field(description="Those present on this server, best first.")
     names: dict[str, str]
+    default: str = Field(
+        default="auto", description="The value a request without `device` gets: the best present."
+    )
 
 
 class FileKind(BaseModel):
@@ -649,6 +653,11 @@ class Scenario(BaseModel):
     point: str = Field(description="The premise, as the page states it.")
     endpoint: str = Field(description="The path the request goes to.")
     request: dict[str, Any] = Field(description="The JSON body it sends.")
+    headline: list[str] = Field(
+        default_factory=list,
+        description="Presentation only: which measured facts the page states first, in order "
+        "(truth, changed, shape, variance, cost, picture).",
+    )
 
 
 class Catalogue(BaseModel):
@@ -661,4 +670,9 @@ class Catalogue(BaseModel):
     files: dict[str, FileKind] = Field(description="Accepted uploads per multipart part.")
     formats: list[str] = Field(description="Values of /api/v1/compare's format parameter.")
     scenarios: list[Scenario]
+    experiments: dict[str, dict[str, Param]] = Field(
+        default_factory=dict,
+        description="Per experiment endpoint: its own parameters, besides input, device and "
+        "layout.",
+    )
     limits: dict[str, int] = Field(description="The server's configured limits.")

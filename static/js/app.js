@@ -1,354 +1,519 @@
-// The page: controls -> POST /api/v1/compare -> heatmaps drawn on canvases.
-// Pixel maths lives in heatmap.js and view state in state.js; this module is the DOM.
+// The page: one state object; controls edit its request, the latest request wins, and every
+// word, number and picture is computed from the response on screen. Pixel maths lives in
+// heatmap.js, sentences in story.js, pure state helpers in state.js.
 
+import { difference, fmt, fromMask, fromValues, greyLut, paintChannel, relu, scaleFor } from "./heatmap.js";
+import { decodeBase64 } from "./heatmap.js";
 import {
-  decodeBase64,
-  difference,
-  fmt,
-  fromMask,
-  fromValues,
-  paintChannel,
-  relu,
-  scaleFor,
-  valueAt,
-} from "./heatmap.js";
-import { EXPERIMENTS, runExperiment } from "./experiments.js";
-import { EXPERIMENT_IDS, SCENARIOS, curlCommand, fromQuery, toQuery, viewFor } from "./state.js";
+  MATRIX,
+  buildControls,
+  clearErrors,
+  el,
+  hideGrid,
+  parseNumber,
+  rememberDefaults,
+  showError,
+  showGrid,
+  showParams,
+  showRequest,
+} from "./controls.js";
+import { ApiError, VIEWS } from "./experiments.js";
+import * as panels from "./panels.js";
+import { COMPARE, adaptMatrix, curlCommand, fromQuery, premiseHolds, requestToSend, scenarioById, toQuery } from "./state.js";
+import { describe, headline, num, pct, truthLabel } from "./story.js";
 
 const $ = (id) => document.getElementById(id);
-const SMALL_LAYER = 16; // up to 16 × 16 weights are editable cells
-const COLUMNS = {
-  input: "Input",
-  relu_only: "ReLU-only",
-  conv_relu: "1×1 conv + ReLU",
-  pre_activation: "Pre-activation W·x + b",
-  difference: "Difference (1×1 + ReLU) − ReLU-only",
-  "truth:cat_over_dog": "Truth: more cat than dog",
-  "truth:edge": "Truth: edges",
-};
+const GRID_MAX = 16; // weight grids up to 16 × 16 are editable cell by cell
 
-/** Everything the page knows; `view` is what the URL restores. */
-const app = {
-  view: viewFor(null),
+/** Everything the page knows. `request` is what the controls say now; `shown` is on screen. */
+const state = {
+  catalogue: null,
+  luts: null,
+  available: [],
+  scenario: "",
+  request: {},
+  view: { scale: "shared", extra: false },
   files: { input: null, weights: null },
-  luts: { sequential: null, diverging: null },
-  presets: null,
-  devices: [],
-  result: null,
-  maps: {},
-  runs: 0,
+  seq: 0,
   controller: null,
   timer: 0,
-  observer: null,
+  status: "loading",
+  error: null,
+  /** @type {null|{scenario: string, endpoint: string, request: object, files: object, names: object, response: object}} */
+  shown: null,
+  matrixNote: "",
 };
+
+const current = () => scenarioById(state.catalogue, state.scenario);
+const endpoint = () => current().endpoint;
+const fileNames = (files) => ({ input: files.input ? files.input.name : undefined, weights: files.weights ? files.weights.name : undefined });
 
 // ---------------------------------------------------------------- requests
 
-/** The spec as the server should get it: upload-only fields only with an upload. */
-function specToSend() {
-  const spec = structuredClone(app.view.spec);
-  if (!app.files.input) {
-    delete spec.input.layout;
-    delete spec.input.features;
-  }
-  if (app.files.weights) spec.weights = {}; // the file holds the layer
-  return spec;
-}
-
-function requestBody() {
-  const spec = specToSend();
-  if (!app.files.input) {
-    return { body: JSON.stringify(spec), headers: { "Content-Type": "application/json" } };
+function body(request, files) {
+  const spec = requestToSend(request, files);
+  if (!files.input && !files.weights) {
+    return { body: JSON.stringify(spec), headers: { "Content-Type": "application/json" }, spec };
   }
   const form = new FormData();
-  form.append("input", app.files.input);
-  if (app.files.weights) form.append("weights", app.files.weights);
+  if (files.input) form.append("input", files.input);
+  if (files.weights) form.append("weights", files.weights);
   form.append("spec", JSON.stringify(spec));
-  return { body: form, headers: {} };
+  return { body: form, headers: {}, spec };
 }
 
-async function fetchCompare(format, signal) {
-  const { body, headers } = requestBody();
-  const query = format === "json" ? "format=json" : `format=${format}`;
-  return fetch(`/api/v1/compare?${query}`, { method: "POST", body, headers, signal });
+async function post(path, req, signal) {
+  const r = await fetch(path, { method: "POST", body: req.body, headers: req.headers, signal });
+  if (!r.ok) throw new ApiError(r.status, await r.json().catch(() => ({ detail: r.statusText })));
+  return r;
 }
 
-function schedule(delay = 250) {
-  clearTimeout(app.timer);
-  app.timer = setTimeout(run, delay);
+function schedule(delay) {
+  clearTimeout(state.timer);
+  state.timer = setTimeout(run, delay);
 }
 
+/** Send the current request; a newer one aborts it, and a stale answer is ignored. */
 async function run() {
-  if (app.controller) app.controller.abort();
+  clearTimeout(state.timer);
+  if (state.controller) state.controller.abort();
   const controller = new AbortController();
-  app.controller = controller;
-  document.body.dataset.status = "loading";
-  updateShare();
-  let response;
-  try {
-    response = await fetchCompare("json", controller.signal);
-  } catch (err) {
-    if (err.name === "AbortError") return;
-    showError(0, `The server could not be reached: ${err.message}`);
-    document.body.dataset.status = "error";
-    return;
-  }
-  const payload = await response.json().catch(() => ({ detail: response.statusText }));
-  if (controller !== app.controller) return;
-  if (!response.ok) {
-    showError(response.status, payload.detail);
-    document.body.dataset.status = "error";
-    return;
-  }
-  performance.mark("onebyone:response");
-  clearErrors();
-  app.result = payload;
-  render();
-  app.runs += 1;
-  document.body.dataset.runs = String(app.runs);
-  document.body.dataset.status = "ready";
-}
-
-// ---------------------------------------------------------------- errors
-
-const ERROR_TARGETS = [
-  [/device/i, "device-error"],
-  [/weights|matrix|bias|preset|out_channels|filters|K = |difference|identity|pca/i, "weights-error"],
-  [/input|layout|ambiguous|generator|height|width|channels|file|image|NaN|values/i, "input-error"],
-];
-
-function clearErrors() {
-  for (const id of ["error", "input-error", "weights-error", "device-error"]) {
-    $(id).hidden = true;
-    $(id).textContent = "";
-  }
-}
-
-function showError(status, detail) {
-  clearErrors();
-  const text = `${status ? `${status}: ` : ""}${detail}`;
-  const target = ERROR_TARGETS.find(([re]) => re.test(detail || ""));
-  const el = $(target ? target[1] : "error");
-  el.textContent = text;
-  el.hidden = false;
-}
-
-// ---------------------------------------------------------------- controls
-
-function fillSelect(select, entries) {
-  select.replaceChildren(
-    ...entries.map(([value, label, disabled, title]) => {
-      const opt = document.createElement("option");
-      opt.value = value;
-      opt.textContent = label;
-      opt.disabled = Boolean(disabled);
-      if (title) opt.title = title;
-      return opt;
-    }),
-  );
-}
-
-function setupControls() {
-  fillSelect(
-    $("generator"),
-    Object.entries(app.presets.generators).map(([k, g]) => [k, k, false, g.description]),
-  );
-  const presets = Object.entries(app.presets.weight_presets).map(([k, p]) => [k, k, false, p.description]);
-  presets.push(["matrix", "explicit matrix (edit below)", false, "The weights in the grid below"]);
-  fillSelect($("preset"), presets);
-  fillSelect(
-    $("device"),
-    ["auto", "cpu", "cuda", "mps"].map((d) => {
-      const ok = d === "auto" || app.devices.includes(d);
-      return [d, ok ? d : `${d} — not available on this server`, !ok, ok ? "" : "This server has no such device"];
-    }),
-  );
-  for (const id of ["generator", "height", "width", "channels", "seed", "layout", "filterbank"]) {
-    $(id).addEventListener("change", () => onControl("input"));
-  }
-  for (const id of ["preset", "out-channels", "wseed", "positive", "negative"]) {
-    $(id).addEventListener("change", () => onControl(id === "preset" ? "preset" : "weights"));
-  }
-  $("device").addEventListener("change", () => onControl("device"));
-  for (const radio of document.querySelectorAll("input[name=scale]")) {
-    radio.addEventListener("change", () => {
-      app.view.scale = radio.value;
-      updateShare();
-      if (app.result) render();
-    });
-  }
-  $("extra").addEventListener("change", () => {
-    app.view.extra = $("extra").checked;
-    updateShare();
-    if (app.result) render();
-  });
-  for (const button of document.querySelectorAll("button.scenario[data-scenario]")) {
-    button.addEventListener("click", () => selectScenario(button.dataset.scenario));
-  }
-  $("input-file").addEventListener("change", () => setFile("input", $("input-file").files[0]));
-  $("weights-file").addEventListener("change", () => setFile("weights", $("weights-file").files[0]));
-  $("clear-input").addEventListener("click", () => setFile("input", null));
-  $("clear-weights").addEventListener("click", () => setFile("weights", null));
-  const drop = $("drop");
-  drop.addEventListener("dragover", (e) => {
-    e.preventDefault();
-    drop.classList.add("over");
-  });
-  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-  drop.addEventListener("drop", (e) => {
-    e.preventDefault();
-    drop.classList.remove("over");
-    if (e.dataTransfer.files.length) setFile("input", e.dataTransfer.files[0]);
-  });
-  $("copy-link").addEventListener("click", () => copy(location.href, "Link copied."));
-  $("copy-curl").addEventListener("click", () => copy($("curl").textContent, "curl command copied."));
-  $("download-png").addEventListener("click", () => download("png"));
-  $("download-npz").addEventListener("click", () => download("npz"));
-  $("panels").addEventListener("mousemove", onHover);
-  $("panels").addEventListener("click", onCellClick);
-  $("panels").addEventListener("keydown", onCellKey);
-  $("panels").addEventListener("focusin", (e) => {
-    if (e.target.classList.contains("cell")) showCursor(e.target);
-  });
-}
-
-function showControls() {
-  const { input, weights, device } = app.view.spec;
-  $("generator").value = input.generator;
-  $("height").value = input.height;
-  $("width").value = input.width;
-  $("channels").value = input.channels;
-  $("seed").value = input.seed ?? 0;
-  $("layout").value = input.layout || "auto";
-  $("filterbank").checked = input.features === "filterbank";
-  $("preset").value = weights.matrix ? "matrix" : weights.preset || "random";
-  $("out-channels").value = weights.out_channels ?? "";
-  $("wseed").value = weights.seed ?? 0;
-  $("positive").value = weights.positive ?? 0;
-  $("negative").value = weights.negative ?? 1;
-  $("device").value = device || "auto";
-  for (const radio of document.querySelectorAll("input[name=scale]")) {
-    radio.checked = radio.value === app.view.scale;
-  }
-  $("extra").checked = app.view.extra;
-  for (const b of document.querySelectorAll("button.scenario[data-scenario]")) {
-    b.setAttribute("aria-pressed", String(b.dataset.scenario === app.view.scenario));
-  }
-  const usesParams = { random: ["out-channels", "wseed"], pca: ["out-channels"], difference: ["positive", "negative"] };
-  const active = usesParams[$("preset").value] || [];
-  for (const id of ["out-channels", "wseed", "positive", "negative"]) {
-    $(id).disabled = !active.includes(id) || Boolean(app.files.weights);
-  }
-  $("preset").disabled = Boolean(app.files.weights);
-  for (const id of ["generator", "height", "width", "channels", "seed"]) $(id).disabled = Boolean(app.files.input);
-  $("layout").disabled = !app.files.input;
-  $("filterbank").disabled = !app.files.input;
-  $("clear-input").hidden = !app.files.input;
-  $("clear-weights").hidden = !app.files.weights;
-}
-
-function intOr(id, fallback) {
-  const v = parseInt($(id).value, 10);
-  return Number.isFinite(v) ? v : fallback;
-}
-
-function onControl(kind) {
-  const spec = app.view.spec;
-  spec.input = {
-    generator: $("generator").value,
-    height: intOr("height", 28),
-    width: intOr("width", 28),
-    channels: intOr("channels", 4),
-    seed: intOr("seed", 0),
-    layout: $("layout").value,
-    features: $("filterbank").checked ? "filterbank" : "raw",
+  state.controller = controller;
+  const seq = ++state.seq;
+  const snap = {
+    scenario: state.scenario,
+    endpoint: endpoint(),
+    request: structuredClone(state.request),
+    files: { ...state.files },
+    names: fileNames(state.files),
   };
-  spec.device = $("device").value;
-  const preset = $("preset").value;
-  if (preset !== "matrix") {
-    const weights = { preset };
-    if (preset === "random" || preset === "pca") {
-      const k = parseInt($("out-channels").value, 10);
-      if (Number.isFinite(k) && kind !== "preset") weights.out_channels = k;
-    }
-    if (preset === "random") weights.seed = intOr("wseed", 0);
-    if (preset === "difference") {
-      weights.positive = intOr("positive", 0);
-      weights.negative = intOr("negative", 1);
-    }
-    spec.weights = weights;
-  } else if (!spec.weights.matrix && app.result && app.result.layer.weight) {
-    spec.weights = { matrix: app.result.layer.weight, bias: app.result.layer.bias };
-  }
-  app.view.scenario = null;
-  showMode();
-  showControls();
-  schedule(kind === "weights" ? 250 : 50);
-}
-
-/** Compare mode shows the numbers and panels; an experiment scenario shows its own view. */
-function showMode() {
-  const experiment = EXPERIMENT_IDS.includes(app.view.scenario);
-  for (const id of ["numbers", "panel-bar", "panels"]) $(id).hidden = experiment;
-  $("experiment").hidden = !experiment;
-  document.querySelector("main.layout").classList.toggle("experiment-mode", experiment);
-  return experiment;
-}
-
-async function startExperiment() {
-  if (app.controller) app.controller.abort();
-  clearTimeout(app.timer);
-  const controller = new AbortController();
-  app.controller = controller;
-  const exp = EXPERIMENTS[app.view.scenario];
-  $("point").textContent = exp.point;
-  $("headline").textContent = "";
-  document.body.dataset.status = "loading";
-  updateShare();
+  setStatus("pending");
   try {
-    await runExperiment(app.view.scenario, $("experiment"), { signal: controller.signal, luts: app.luts });
+    const req = body(snap.request, snap.files);
+    const view = VIEWS[snap.endpoint];
+    let response;
+    if (view && view.run) {
+      response = await view.run($("experiment"), req, { signal: controller.signal, endpoint: snap.endpoint, request: snap.request, luts: state.luts });
+    } else {
+      const query = snap.endpoint === COMPARE ? "?format=json" : "";
+      response = await (await post(snap.endpoint + query, req, controller.signal)).json();
+    }
+    if (seq !== state.seq) return;
+    performance.mark("onebyone:response");
+    state.shown = { ...snap, response };
+    state.error = null;
+    render();
+    setStatus("ready");
   } catch (err) {
-    if (err.name === "AbortError") return;
-    showError(0, err.message);
-    document.body.dataset.status = "error";
+    if (seq !== state.seq || err.name === "AbortError") return; // a newer request owns the page
+    state.error = err instanceof ApiError ? err : { status: 0, detail: `The server could not be reached: ${err.message}`, field: null, code: null };
+    renderError();
+    setStatus("error");
+  }
+}
+
+function setStatus(status) {
+  state.status = status;
+  document.body.dataset.status = status === "pending" ? "loading" : status;
+  $("results").dataset.state = status;
+  const words = {
+    pending: "Computing your new settings…",
+    error: "Not updated: the server refused the current settings (the message is next to the control). What you see is from the previous settings.",
+    ready: "",
+  };
+  $("status").textContent = words[status];
+  if (status === "ready") {
+    document.body.dataset.runs = String(Number(document.body.dataset.runs || 0) + 1);
+  }
+}
+
+// ---------------------------------------------------------------- edits
+
+function setPath(obj, path, value) {
+  const keys = path.split(".");
+  let o = obj;
+  for (const k of keys.slice(0, -1)) o = o[k] ??= {};
+  const last = keys[keys.length - 1];
+  if (value === undefined) delete o[last];
+  else o[last] = value;
+}
+
+/** A parameter input changed: parse it, and send unless it is half typed. */
+function onParam(path, text, type) {
+  const input = document.querySelector(`#controls input[data-path="${CSS.escape(path)}"]`);
+  let value;
+  if (type === "ints") {
+    const parts = text.split(",");
+    if (parts.every((p) => p.trim() === "")) value = undefined;
+    else {
+      value = parts.map((p) => parseNumber(p, "int"));
+      if (value.some((v) => v === null)) return;
+    }
+  } else if (text.trim() === "") {
+    value = undefined; // the server's default
+  } else {
+    value = parseNumber(text, type === "int" ? "int" : "float");
+    if (value === null) {
+      if (input) input.setAttribute("aria-invalid", "true");
+      return;
+    }
+  }
+  if (input) input.removeAttribute("aria-invalid");
+  setPath(state.request, path, value);
+  if (path === "input.channels" && state.request.weights && state.request.weights.matrix && Number.isInteger(value)) {
+    fitMatrixTo(value);
+  }
+  edited(300);
+}
+
+/** W follows C: new columns are 0, removed ones are dropped, and the page says so. */
+function fitMatrixTo(c) {
+  const before = state.request.weights.matrix[0].length;
+  if (c === before || c < 1 || c > GRID_MAX * 64) return;
+  state.request.weights = adaptMatrix(state.request.weights, c);
+  state.matrixNote =
+    c > before
+      ? `W now has C = ${c} columns to match the input: columns ${before}…${c - 1} are 0.`
+      : `W now has C = ${c} columns to match the input: columns ${c}…${before - 1} were dropped.`;
+}
+
+function onGenerator() {
+  const name = $("generator").value;
+  const g = state.catalogue.generators[name];
+  const old = state.request.input || {};
+  const input = { generator: name };
+  for (const key of ["height", "width", "channels", "seed"]) if (old[key] !== undefined) input[key] = old[key];
+  if (g.fixed_channels) input.channels = g.fixed_channels;
+  else if ((input.channels ?? g.params.channels.default) < g.min_channels) input.channels = g.min_channels;
+  state.request.input = input;
+  showInputParams();
+  if (state.request.weights && state.request.weights.matrix && input.channels) fitMatrixTo(input.channels);
+  edited(0);
+}
+
+function roundedW() {
+  const r = state.shown && state.shown.endpoint === COMPARE ? state.shown.response : null;
+  if (!r) return null;
+  const w = fromValues(r.heatmaps.weight);
+  const b = fromValues(r.heatmaps.bias);
+  const [k, c] = r.shapes.weight;
+  const round = (v) => Number(v.toPrecision(4));
+  return {
+    matrix: Array.from({ length: k }, (_, i) => Array.from(w.values.subarray(i * c, (i + 1) * c), round)),
+    bias: Array.from(b.values, round),
+  };
+}
+
+function onPreset() {
+  const name = $("preset").value;
+  if (name === MATRIX) {
+    const w = roundedW();
+    if (w) {
+      state.request.weights = w;
+      state.matrixNote = "The weights on screen, to 4 significant digits: edit any of them.";
+    }
+  } else {
+    state.request.weights = { preset: name };
+    state.matrixNote = "";
+  }
+  showWeightParams();
+  edited(0);
+}
+
+/** A weight cell changed: the layer becomes an explicit matrix (the one on screen) with this edit. */
+function onCell(k, c, text) {
+  const input = $(`w-${k}-${c}`);
+  const v = parseNumber(text, "float");
+  if (v === null) {
+    input.setAttribute("aria-invalid", "true");
     return;
   }
-  if (controller !== app.controller) return;
-  clearErrors();
-  app.runs += 1;
-  document.body.dataset.runs = String(app.runs);
-  document.body.dataset.status = "ready";
+  input.removeAttribute("aria-invalid");
+  if (!state.request.weights.matrix) {
+    const w = roundedW();
+    if (!w) return;
+    state.request.weights = w;
+    state.matrixNote = "Now an explicit matrix: the preset's weights to 4 significant digits, with your edits.";
+    $("preset").value = MATRIX;
+    showWeightParams();
+  }
+  const wts = state.request.weights;
+  if (!Array.isArray(wts.bias)) wts.bias = wts.matrix.map(() => Number(wts.bias || 0));
+  if (c === "bias") wts.bias[k] = v;
+  else wts.matrix[k][c] = v;
+  edited(300);
+}
+
+/** After any edit: everything that follows the request at once, then the run. */
+function edited(delay) {
+  setStatus("pending"); // what is on screen is now older than the controls
+  syncControls();
+  showScenarios();
+  updateShare();
+  schedule(delay);
 }
 
 function selectScenario(id) {
-  app.view = { ...viewFor(id), scale: app.view.scale, extra: app.view.extra };
-  setFile("input", null, false);
-  setFile("weights", null, false);
-  showControls();
-  if (showMode()) startExperiment();
-  else schedule(0);
+  const s = scenarioById(state.catalogue, id);
+  state.scenario = s.id;
+  state.request = structuredClone(s.request);
+  state.files = { input: null, weights: null };
+  $("input-file").value = "";
+  $("weights-file").value = "";
+  state.matrixNote = "";
+  panels.resetCursor();
+  syncControls(true);
+  edited(0);
 }
 
-function setFile(kind, file, rerun = true) {
-  app.files[kind] = file || null;
+function setFile(kind, file) {
+  state.files[kind] = file || null;
   if (!file) $(`${kind}-file`).value = "";
-  if (file) app.view.scenario = null;
-  // A matrix typed for the old input rarely fits new activations: start from random weights.
-  if (file && kind === "input" && app.view.spec.weights.matrix) {
-    app.view.spec.weights = { preset: "random", seed: 0 };
+  edited(0);
+}
+
+// ---------------------------------------------------------------- controls follow the state
+
+function showInputParams() {
+  const input = state.request.input || {};
+  const g = state.catalogue.generators[input.generator];
+  if (!g) return;
+  const fixed = g.fixed_channels ? { channels: g.fixed_channels } : {};
+  showParams($("input-params"), "input", g.params, onParam, { hints: true, fixed });
+  rememberDefaults($("input-params"), g.params);
+}
+
+function showWeightParams() {
+  const w = state.request.weights || {};
+  const p = w.matrix ? null : state.catalogue.weight_presets[w.preset];
+  showParams($("preset-params"), "weights", p ? p.params : {}, onParam, { hints: false });
+  if (p) rememberDefaults($("preset-params"), p.params);
+}
+
+function showExperimentParams() {
+  const params = (state.catalogue.experiments || {})[endpoint()] || {};
+  showParams($("experiment-params"), "", params, onParam, { hints: true });
+  rememberDefaults($("experiment-params"), params);
+}
+
+/** Put the state into the controls; `all` after a scenario change rebuilds the parameter sets. */
+function syncControls(all = false) {
+  const compare = endpoint() === COMPARE;
+  const req = state.request;
+  const hasInput = Boolean(state.files.input);
+  const hasWeights = Boolean(state.files.weights);
+  if (req.input && document.activeElement !== $("generator")) $("generator").value = req.input.generator;
+  if (all || !$("input-params").dataset.key) showInputParams();
+  $("input-params").hidden = hasInput;
+  $("generator-field").hidden = hasInput;
+  $("file-options").hidden = !hasInput;
+  $("clear-input").hidden = !hasInput;
+  $("drop-label").textContent = hasInput ? `Your file: ${state.files.input.name} (choose another…)` : "Your own activations: choose or drop a file…";
+  if (req.input) {
+    $("layout").value = req.input.layout || state.catalogue.layouts.values[0].id;
+    $("filterbank").checked = req.input.features === "filterbank";
   }
-  showControls();
-  if (rerun) schedule(0);
+  $("weights-box").hidden = !compare;
+  $("experiment-box").hidden = compare;
+  if (compare) {
+    const w = req.weights || {};
+    if (document.activeElement !== $("preset")) {
+      const fromServer = state.shown && state.shown.response.weights_source;
+      const served = fromServer && fromServer.startsWith("preset:") ? fromServer.slice(7) : "";
+      $("preset").value = w.matrix ? MATRIX : w.preset || served;
+    }
+    if (all || !$("preset-params").dataset.key || (w.matrix && $("preset-params").childElementCount)) showWeightParams();
+    $("preset").disabled = hasWeights;
+    $("preset-params").hidden = hasWeights;
+    $("clear-weights").hidden = !hasWeights;
+    $("weights-label").textContent = hasWeights ? `Your 1×1 layer: ${state.files.weights.name} (choose another…)` : "Your own 1×1 layer…";
+    showMatrix();
+  } else if (all || !$("experiment-params").dataset.key) {
+    showExperimentParams();
+  }
+  $("device").value = req.device || state.catalogue.devices.default;
+  for (const radio of document.querySelectorAll("input[name=scale]")) radio.checked = radio.value === state.view.scale;
+  $("extra").checked = state.view.extra;
+  $("extra-field").hidden = !compare;
+  $("scale-field").hidden = !compare;
+  $("curl-format-field").hidden = !compare;
+  $("download-png").hidden = !compare;
+  $("download-npz").hidden = !compare;
+  $("download-json").hidden = compare;
+  showRequest(req);
+}
+
+function showMatrix() {
+  const w = state.request.weights || {};
+  const r = state.shown && state.shown.endpoint === COMPARE ? state.shown.response : null;
+  if (state.files.weights) hideGrid();
+  else if (w.matrix && w.matrix.length <= GRID_MAX && w.matrix[0].length <= GRID_MAX) {
+    const bias = Array.isArray(w.bias) ? w.bias : w.matrix.map(() => Number(w.bias || 0));
+    showGrid(w.matrix, bias, onCell, true);
+  } else if (!w.matrix && r && r.shapes.weight[0] <= GRID_MAX && r.shapes.weight[1] <= GRID_MAX) {
+    const wm = fromValues(r.heatmaps.weight);
+    const [k, c] = r.shapes.weight;
+    const matrix = Array.from({ length: k }, (_, i) => Array.from(wm.values.subarray(i * c, (i + 1) * c)));
+    showGrid(matrix, Array.from(fromValues(r.heatmaps.bias).values), onCell, false);
+  } else hideGrid();
+  $("matrix-note").textContent = state.matrixNote;
+}
+
+function showScenarios() {
+  const holds = premiseHolds(current(), state.request, state.files, state.catalogue);
+  for (const b of document.querySelectorAll("button.scenario[data-scenario]")) {
+    const on = b.dataset.scenario === state.scenario;
+    b.setAttribute("aria-pressed", String(on));
+    b.classList.toggle("changed", on && !holds);
+    b.querySelector(".badge").hidden = !(on && !holds);
+  }
+  $("reset").hidden = holds;
+  $("reset").textContent = `Back to “${current().title}” as it was`;
+}
+
+// ---------------------------------------------------------------- rendering
+
+function maps(r) {
+  const hm = r.heatmaps;
+  const m = { input: fromValues(hm.input), pre_activation: fromValues(hm.pre_activation) };
+  m.relu_only = relu(m.input);
+  m.conv_relu = relu(m.pre_activation);
+  for (const [name, mask] of Object.entries(hm.masks)) m[`truth:${name}`] = fromMask(mask, hm.height, hm.width);
+  if (m.relu_only.channels === m.conv_relu.channels) m.delta = difference(m.conv_relu, m.relu_only);
+  return m;
+}
+
+function render() {
+  const s = state.shown;
+  const compare = s.endpoint === COMPARE;
+  $("compare-view").hidden = !compare;
+  $("experiment").hidden = compare;
+  clearErrors();
+  renderStory();
+  if (compare) {
+    const r = s.response;
+    const m = maps(r);
+    const cols = ["input", "relu_only", "conv_relu", ...Object.keys(m).filter((k) => k.startsWith("truth:"))];
+    if (state.view.extra) cols.push("pre_activation", ...(m.delta ? ["delta"] : []));
+    panels.show($("panels"), {
+      maps: m,
+      cols,
+      names: r.channel_names,
+      stride: r.heatmaps.stride,
+      height: r.heatmaps.height,
+      width: r.heatmaps.width,
+      scale: state.view.scale,
+      luts: state.luts,
+      weight: fromValues(r.heatmaps.weight),
+      bias: fromValues(r.heatmaps.bias),
+    });
+    renderNumbers(r);
+    renderWeightPicture(r);
+    syncControls();
+    performance.mark("onebyone:drawn");
+    const t = performance.measure("onebyone:render", "onebyone:response", "onebyone:drawn");
+    document.body.dataset.renderMs = t.duration.toFixed(2);
+  } else {
+    VIEWS[s.endpoint].show($("experiment"), s.response, { request: s.request, luts: state.luts });
+  }
+}
+
+function renderStory() {
+  const s = state.shown;
+  const sc = scenarioById(state.catalogue, s.scenario);
+  const holds = premiseHolds(sc, s.request, s.files, state.catalogue);
+  $("story-name").textContent = sc.title;
+  $("story-badge").hidden = holds;
+  $("point").textContent = holds ? sc.point : `Changed from the scenario. ${describe(s.request, s.endpoint, s.response, state.catalogue, s.names)}`;
+  const view = VIEWS[s.endpoint];
+  $("headline").textContent = view ? view.headline(s.response, s.request) : headline(sc.headline, holds, s.response);
+  const picture = holds && sc.headline.includes("picture") && s.endpoint === COMPARE;
+  $("story-figure").hidden = !picture;
+  if (picture) {
+    const r = s.response;
+    const hm = fromValues(r.heatmaps.input);
+    const canvas = $("story-picture");
+    canvas.width = hm.width;
+    canvas.height = hm.height;
+    const ctx = canvas.getContext("2d");
+    const img = ctx.createImageData(hm.width, hm.height);
+    paintChannel(img.data, hm, 0, scaleFor(hm.lo, hm.hi, "channel", 0), greyLut());
+    ctx.putImageData(img, 0, 0);
+    $("story-caption").textContent = `Input channel 0 (${r.channel_names[0] || "channel 0"}) in grey: the picture these feature maps were computed from.`;
+  }
+}
+
+function renderNumbers(r) {
+  const s = r.summary;
+  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const [c, , ] = r.shapes.input;
+  const k = r.shapes.weight[0];
+  $("n-relu-changed").textContent = `${num(s.relu_only_changed)} of ${num(s.relu_only_values)} values`;
+  $("n-conv-changed").textContent = `${num(s.conv_relu_changed)} of ${num(s.conv_relu_values)} values`;
+  $("n-zeros").textContent = `${pct(mean(r.stats.relu_only.zero_fraction))} / ${pct(mean(r.stats.conv_relu.zero_fraction))}`;
+  $("n-cost1-label").textContent = `1×1 layer, ${c} → ${k} channels: parameters / multiply-adds`;
+  $("n-cost1").textContent = `${num(r.cost.conv1x1.parameters)} / ${num(r.cost.conv1x1.macs)}`;
+  $("n-cost3").textContent = `${num(r.cost.conv3x3.parameters)} / ${num(r.cost.conv3x3.macs)}`;
+  const v = r.layer.variance_kept;
+  $("n-variance").textContent =
+    v === null || v === undefined ? `— (K = ${k} ≥ C = ${c}: nothing is reduced)` : `${pct(v)} (what a best linear read-out from W·x recovers)`;
+  const truth = Object.entries(r.truth || {});
+  $("n-truth-box").hidden = !truth.length;
+  if (truth.length) {
+    const [name, t] = truth[0];
+    $("n-truth-label").textContent = `Marking "${truthLabel(name)}": 1×1 + ReLU / ReLU-only / all-zero map`;
+    $("n-truth").textContent = `${pct(t.conv_relu.agreement)} / ${pct(t.relu_only.agreement)} / ${pct(1 - t.fraction_true)}`;
+  }
+  const t = r.timings_ms;
+  $("n-device").textContent = `${r.device} / ${t.compute.toFixed(2)} ms compute, ${Object.values(t).reduce((a, b) => a + b, 0).toFixed(1)} ms in all`;
+}
+
+function renderWeightPicture(r) {
+  const [k, c] = r.shapes.weight;
+  const w = fromValues(r.heatmaps.weight);
+  const scale = scaleFor(w.lo, w.hi, "shared", 0);
+  const canvas = $("matrix-canvas");
+  canvas.width = c;
+  canvas.height = k;
+  const ctx = canvas.getContext("2d");
+  const img = ctx.createImageData(c, k);
+  paintChannel(img.data, w, 0, scale, scale.diverging ? state.luts.diverging : state.luts.sequential);
+  ctx.putImageData(img, 0, 0);
+  canvas.style.aspectRatio = `${c} / ${k}`;
+  canvas.style.width = `${Math.min(280, Math.max(c, k) * 24, c * Math.max(2, Math.floor(160 / k)))}px`;
+  $("matrix-range").textContent = `W: ${k} × ${c}, values ${fmt(w.lo[0])} … ${fmt(w.hi[0])}`;
+}
+
+function renderError() {
+  const err = state.error;
+  const extra = [];
+  if (err.field && err.field.startsWith("weights.matrix") && err.code === "shape_mismatch") {
+    const c = state.request.input && state.request.input.channels;
+    const fix = !state.files.input && c
+      ? el("button", { type: "button", className: "fix", textContent: `Fit W to C = ${c} (pad with 0 or drop columns)` })
+      : el("button", { type: "button", className: "fix", textContent: "Use the default weights (one filter per input channel)" });
+    fix.addEventListener("click", () => {
+      if (!state.files.input && c) fitMatrixTo(c);
+      else state.request.weights = {};
+      showWeightParams();
+      edited(0);
+    });
+    extra.push(fix);
+  }
+  showError(err, extra);
 }
 
 // ---------------------------------------------------------------- share and export
 
 function updateShare() {
-  history.replaceState(null, "", toQuery(app.view));
-  const names = app.files.input
-    ? { input: app.files.input.name, weights: app.files.weights ? app.files.weights.name : undefined }
-    : {};
-  $("curl").textContent = curlCommand(location.origin, specToSend(), names);
+  history.replaceState(null, "", toQuery({ scenario: state.scenario, request: state.request, view: state.view }));
+  const names = fileNames(state.files);
+  const spec = requestToSend(state.request, state.files);
+  $("curl").textContent = curlCommand(location.origin, endpoint(), spec, names, $("curl-format").value || "json");
+  const files = [names.input, names.weights].filter(Boolean);
+  $("link-note").textContent = files.length
+    ? `Files cannot travel in a link: the link keeps your settings, but whoever opens it gets the scenario's generated maps${names.weights ? " and preset weights" : ""} instead of ${files.join(" and ")}. The curl command below sends the files.`
+    : "";
 }
 
 async function copy(text, done) {
@@ -361,396 +526,115 @@ async function copy(text, done) {
     range.selectNodeContents($("curl"));
     getSelection().removeAllRanges();
     getSelection().addRange(range);
-    $("copied").textContent = "Press Ctrl+C to copy.";
+    $("copied").textContent = "Press Ctrl+C to copy the selected command.";
   }
 }
 
 async function download(format) {
-  const response = await fetchCompare(format);
-  if (!response.ok) {
-    const payload = await response.json().catch(() => ({ detail: response.statusText }));
-    showError(response.status, payload.detail);
-    return;
+  const path = endpoint();
+  const query = path === COMPARE ? `?format=${format}` : "";
+  try {
+    const r = await post(path + query, body(state.request, state.files));
+    const url = URL.createObjectURL(await r.blob());
+    const a = el("a", { href: url, download: path === COMPARE ? `onebyone.${format}` : `onebyone-${path.split("/").pop()}.json` });
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  } catch (err) {
+    if (err instanceof ApiError) showError(err);
+    else throw err;
   }
-  const url = URL.createObjectURL(await response.blob());
-  const a = document.createElement("a");
-  a.href = url;
-  a.download = `onebyone.${format}`;
-  a.click();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
-// ---------------------------------------------------------------- rendering
+// ---------------------------------------------------------------- wiring
 
-function render() {
-  const r = app.result;
-  const hm = r.heatmaps;
-  app.maps = {};
-  app.maps.input = fromValues(hm.input);
-  app.maps.pre_activation = fromValues(hm.pre_activation);
-  app.maps.relu_only = relu(app.maps.input);
-  app.maps.conv_relu = relu(app.maps.pre_activation);
-  for (const [name, mask] of Object.entries(hm.masks)) {
-    app.maps[`truth:${name}`] = fromMask(mask, hm.height, hm.width);
+function wire() {
+  $("generator").addEventListener("change", onGenerator);
+  $("preset").addEventListener("change", onPreset);
+  $("device").addEventListener("change", () => {
+    state.request.device = $("device").value;
+    edited(0);
+  });
+  $("layout").addEventListener("change", () => {
+    state.request.input.layout = $("layout").value;
+    edited(0);
+  });
+  $("filterbank").addEventListener("change", () => {
+    state.request.input.features = $("filterbank").checked ? "filterbank" : "raw";
+    edited(0);
+  });
+  for (const radio of document.querySelectorAll("input[name=scale]")) {
+    radio.addEventListener("change", () => {
+      state.view.scale = radio.value;
+      updateShare();
+      if (state.shown && state.shown.endpoint === COMPARE) render();
+    });
   }
-  if (r.shapes.relu_only[0] === r.shapes.conv_relu[0]) {
-    app.maps.difference = difference(app.maps.conv_relu, app.maps.relu_only);
+  $("extra").addEventListener("change", () => {
+    state.view.extra = $("extra").checked;
+    updateShare();
+    if (state.shown && state.shown.endpoint === COMPARE) render();
+  });
+  for (const b of document.querySelectorAll("button.scenario[data-scenario]")) {
+    b.append(el("span", { className: "badge", textContent: "changed", hidden: true }));
+    b.addEventListener("click", () => selectScenario(b.dataset.scenario));
   }
-  renderStory();
-  renderNumbers();
-  renderPanels();
-  renderMatrix();
-  showControls();
-}
-
-function renderStory() {
-  const s = SCENARIOS.find((x) => x.id === app.view.scenario);
-  $("point").textContent = s ? s.point : "Your own settings: pick a scenario above to start again.";
-  $("headline").textContent = s ? s.headline(app.result) : "";
-}
-
-function renderNumbers() {
-  const r = app.result;
-  const s = r.summary;
-  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  const pct = (x) => `${(100 * x).toFixed(1)}%`;
-  const n = (x) => Number(x).toLocaleString("en-US");
-  $("n-relu-changed").textContent = `${n(s.relu_only_changed)} of ${n(s.relu_only_values)} values`;
-  $("n-conv-changed").textContent = `${n(s.conv_relu_changed)} of ${n(s.conv_relu_values)} values`;
-  $("n-zeros").textContent = `${pct(mean(r.stats.relu_only.zero_fraction))} / ${pct(mean(r.stats.conv_relu.zero_fraction))}`;
-  $("n-cost1").textContent = `${n(r.cost.conv1x1.parameters)} / ${n(r.cost.conv1x1.macs)}`;
-  $("n-cost3").textContent = `${n(r.cost.conv3x3.parameters)} / ${n(r.cost.conv3x3.macs)}`;
-  $("n-variance").textContent =
-    r.layer.variance_kept === undefined ? "— (no reduction: K ≥ C)" : pct(r.layer.variance_kept);
-  const t = r.timings_ms;
-  $("n-device").textContent = `${r.device} / ${t.compute.toFixed(2)} ms compute, ${(t.decode + t.prepare + t.compute + t.encode).toFixed(1)} ms in all`;
-}
-
-function columns() {
-  const cols = ["input", "relu_only", "conv_relu"];
-  cols.push(...Object.keys(app.maps).filter((n) => n.startsWith("truth:")));
-  if (app.view.extra) {
-    cols.push("pre_activation");
-    if (app.maps.difference) cols.push("difference");
-  }
-  return cols;
-}
-
-function lutFor(scale) {
-  return scale.diverging ? app.luts.diverging : app.luts.sequential;
-}
-
-function drawBar(canvas, scale) {
-  const lut = lutFor(scale);
-  canvas.width = 256;
-  canvas.height = 1;
-  const ctx = canvas.getContext("2d");
-  const img = ctx.createImageData(256, 1);
-  for (let i = 0; i < 256; i++) img.data.set([lut[3 * i], lut[3 * i + 1], lut[3 * i + 2], 255], 4 * i);
-  ctx.putImageData(img, 0, 0);
-}
-
-function drawCell(canvas) {
-  const hm = app.maps[canvas.dataset.col];
-  const c = Number(canvas.dataset.ch);
-  const scale = scaleFor(hm.lo, hm.hi, app.view.scale, c);
-  const ctx = canvas.getContext("2d");
-  const img = ctx.createImageData(hm.width, hm.height);
-  paintChannel(img.data, hm, c, scale, lutFor(scale));
-  ctx.putImageData(img, 0, 0);
-  canvas.dataset.drawn = "1";
-}
-
-function renderPanels() {
-  const panels = $("panels");
-  if (app.observer) app.observer.disconnect();
-  const cols = columns();
-  const { height, width, stride } = app.result.heatmaps;
-  const rows = Math.max(...cols.map((c) => app.maps[c].channels));
-  // Cells fill the width for a few channels and stay compact when there are many.
-  const avail = panels.clientWidth - 90 - 10 * cols.length;
-  const cap = rows > 8 ? 100 : 150;
-  const cell = Math.max(64, Math.min(cap, Math.floor(avail / cols.length)));
-  panels.style.setProperty("--cols", String(cols.length));
-  panels.style.setProperty("--cell", `${cell}px`);
-  panels.style.setProperty("--aspect", `${width} / ${height}`);
-  const frag = document.createDocumentFragment();
-  const head = document.createElement("div");
-  head.className = "prow head";
-  head.append(document.createElement("span"));
-  for (const col of cols) {
-    const hm = app.maps[col];
-    const box = document.createElement("div");
-    box.className = "colhead";
-    const shared = scaleFor(hm.lo, hm.hi, "shared", 0);
-    const bar = document.createElement("canvas");
-    bar.className = "bar";
-    drawBar(bar, shared);
-    const ticks = document.createElement("div");
-    ticks.className = "ticks";
-    const labels = app.view.scale === "shared" ? [fmt(shared.min), shared.diverging ? "0" : "", fmt(shared.max)] : ["per-channel", "", "scales"];
-    for (const t of labels) {
-      const s = document.createElement("span");
-      s.textContent = t;
-      ticks.append(s);
+  $("reset").addEventListener("click", () => selectScenario(state.scenario));
+  $("input-file").addEventListener("change", () => setFile("input", $("input-file").files[0]));
+  $("weights-file").addEventListener("change", () => setFile("weights", $("weights-file").files[0]));
+  $("clear-input").addEventListener("click", () => setFile("input", null));
+  $("clear-weights").addEventListener("click", () => setFile("weights", null));
+  const drop = $("drop");
+  const choose = () => $("input-file").click();
+  drop.addEventListener("click", choose);
+  drop.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" || e.key === " ") {
+      e.preventDefault();
+      choose();
     }
-    const title = document.createElement("strong");
-    title.textContent = `${COLUMNS[col]} · ${hm.channels} ch`;
-    box.append(title, bar, ticks);
-    box.dataset.col = col;
-    head.append(box);
-  }
-  frag.append(head);
-  const names = app.result.channel_names;
-  for (let i = 0; i < rows; i++) {
-    const row = document.createElement("div");
-    row.className = "prow";
-    const label = document.createElement("span");
-    label.className = "rowlabel";
-    label.textContent = rows <= 16 && names[i] ? `${i} ${names[i]}` : String(i);
-    label.title = names[i] || `channel ${i}`;
-    row.append(label);
-    for (const col of cols) {
-      if (i >= app.maps[col].channels) {
-        row.append(document.createElement("span"));
-        continue;
-      }
-      const canvas = document.createElement("canvas");
-      canvas.className = "cell";
-      canvas.width = width;
-      canvas.height = height;
-      canvas.dataset.col = col;
-      canvas.dataset.ch = String(i);
-      canvas.tabIndex = 0;
-      const nm = col === "input" || col === "relu_only" ? names[i] || `channel ${i}` : `output ${i}`;
-      canvas.setAttribute("aria-label", `${COLUMNS[col]}, ${nm}`);
-      row.append(canvas);
-    }
-    frag.append(row);
-  }
-  panels.replaceChildren(frag);
-  $("scale-note").textContent =
-    (app.view.scale === "shared"
-      ? "One colour scale per panel: colours compare across channels."
-      : "Per-channel scales: each map uses its full colour range, which hides differences in magnitude.") +
-    (stride > 1 ? ` Maps subsampled by ${stride} for display; the .npz has every value.` : "");
-  // Draw what is on screen now; the rest as it scrolls into view.
-  const viewport = window.innerHeight;
-  const observer = new IntersectionObserver(
-    (entries) => {
-      for (const e of entries) {
-        if (e.isIntersecting) {
-          drawCell(e.target);
-          observer.unobserve(e.target);
-        }
-      }
-    },
-    { rootMargin: "400px 0px" },
-  );
-  for (const canvas of panels.querySelectorAll("canvas.cell")) {
-    if (canvas.getBoundingClientRect().top < viewport) drawCell(canvas);
-    else observer.observe(canvas);
-  }
-  app.observer = observer;
-  performance.mark("onebyone:drawn");
-  const m = performance.measure("onebyone:render", "onebyone:response", "onebyone:drawn");
-  document.body.dataset.renderMs = m.duration.toFixed(2);
+  });
+  drop.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    drop.classList.add("over");
+  });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    if (e.dataTransfer.files.length) setFile("input", e.dataTransfer.files[0]);
+  });
+  $("weights-choose").addEventListener("click", () => $("weights-file").click());
+  $("copy-link").addEventListener("click", () => copy(location.href, state.files.input || state.files.weights ? "Link copied, without the files (see the note)." : "Link copied."));
+  $("copy-curl").addEventListener("click", () => copy($("curl").textContent, "curl command copied."));
+  $("curl-format").addEventListener("change", updateShare);
+  $("download-png").addEventListener("click", () => download("png"));
+  $("download-npz").addEventListener("click", () => download("npz"));
+  $("download-json").addEventListener("click", () => download("json"));
+  panels.setup($("panels"));
+  let width = window.innerWidth;
+  window.addEventListener("resize", () => {
+    // Cell sizes follow the width; a height change (a phone's toolbar) needs nothing.
+    if (window.innerWidth === width || !state.shown || state.shown.endpoint !== COMPARE) return;
+    width = window.innerWidth;
+    render();
+  });
 }
-
-function renderMatrix() {
-  const r = app.result;
-  const [k, c] = r.shapes.weight;
-  const canvas = $("matrix-canvas");
-  const w = fromValues(r.heatmaps.weight);
-  const scale = scaleFor(w.lo, w.hi, "shared", 0);
-  canvas.width = c;
-  canvas.height = k;
-  const ctx = canvas.getContext("2d");
-  const img = ctx.createImageData(c, k);
-  paintChannel(img.data, w, 0, scale, lutFor(scale));
-  ctx.putImageData(img, 0, 0);
-  canvas.style.aspectRatio = `${c} / ${k}`;
-  canvas.style.width = `${Math.min(300, Math.max(c, k) * 24, c * Math.max(2, Math.floor(160 / k)))}px`;
-  $("matrix-note").textContent = `${k} × ${c}, ${fmt(scale.min)} … ${fmt(scale.max)}`;
-  const grid = $("matrix-grid");
-  const weights = r.layer.weight;
-  if (!weights || k > SMALL_LAYER || c > SMALL_LAYER || app.files.weights) {
-    grid.replaceChildren();
-    grid.hidden = true;
-    return;
-  }
-  grid.hidden = false;
-  const head = document.createElement("tr");
-  head.append(document.createElement("th"));
-  for (let j = 0; j < c; j++) {
-    const th = document.createElement("th");
-    th.textContent = `c${j}`;
-    head.append(th);
-  }
-  const bh = document.createElement("th");
-  bh.textContent = "bias";
-  head.append(bh);
-  const rows = [head];
-  for (let i = 0; i < k; i++) {
-    const tr = document.createElement("tr");
-    const th = document.createElement("th");
-    th.textContent = `k${i}`;
-    tr.append(th);
-    for (let j = 0; j <= c; j++) {
-      const td = document.createElement("td");
-      const input = document.createElement("input");
-      input.type = "number";
-      input.step = "0.1";
-      input.value = String(j < c ? weights[i][j] : r.layer.bias[i]);
-      input.dataset.k = String(i);
-      input.dataset.c = j < c ? String(j) : "bias";
-      input.setAttribute("aria-label", j < c ? `weight of channel ${j} in filter ${i}` : `bias of filter ${i}`);
-      input.addEventListener("input", onWeightEdit);
-      td.append(input);
-      tr.append(td);
-    }
-    rows.push(tr);
-  }
-  grid.replaceChildren(...rows);
-}
-
-function onWeightEdit() {
-  const r = app.result;
-  const [k, c] = r.shapes.weight;
-  const matrix = Array.from({ length: k }, () => new Array(c).fill(0));
-  const bias = new Array(k).fill(0);
-  for (const input of $("matrix-grid").querySelectorAll("input")) {
-    const v = parseFloat(input.value);
-    if (!Number.isFinite(v)) return; // half-typed number: wait for the rest
-    const i = Number(input.dataset.k);
-    if (input.dataset.c === "bias") bias[i] = v;
-    else matrix[i][Number(input.dataset.c)] = v;
-  }
-  app.view.spec.weights = { matrix, bias };
-  $("preset").value = "matrix";
-  schedule(250);
-}
-
-// ---------------------------------------------------------------- hover, keyboard, zoom
-
-function readoutAt(row, y, x) {
-  const r = app.result;
-  const { stride } = r.heatmaps;
-  const values = { y: y * stride, x: x * stride, row };
-  const parts = [`pixel (${y * stride}, ${x * stride}), row ${row}:`];
-  for (const col of ["input", "relu_only", "pre_activation", "conv_relu"]) {
-    const hm = app.maps[col];
-    if (row >= hm.channels) continue;
-    const v = valueAt(hm, row, y, x);
-    values[col] = v;
-    parts.push(`${COLUMNS[col]} ${fmt(v)}`);
-  }
-  const weights = r.layer.weight;
-  if (weights && row < weights.length) {
-    const terms = weights[row]
-      .map((w, j) => [w, j])
-      .filter(([w]) => w !== 0)
-      .sort((a, b) => Math.abs(b[0]) - Math.abs(a[0]));
-    const shown = terms.slice(0, 6).map(([w, j]) => `${w >= 0 ? "+" : "−"}${fmt(Math.abs(w))}·c${j}`);
-    parts.push(`output ${row} = relu(${shown.join(" ")}${terms.length > 6 ? " …" : ""} ${r.layer.bias[row] >= 0 ? "+" : "−"} ${fmt(Math.abs(r.layer.bias[row]))})`);
-  }
-  const out = $("readout");
-  out.textContent = parts.join(" · ");
-  out.dataset.values = JSON.stringify(values);
-  markRow(row, y, x);
-}
-
-function markRow(row, y, x) {
-  const { height, width } = app.result.heatmaps;
-  for (const m of document.querySelectorAll(".marker")) m.remove();
-  for (const canvas of document.querySelectorAll(`canvas.cell[data-ch="${row}"]`)) {
-    const marker = document.createElement("span");
-    marker.className = "marker";
-    const w = canvas.clientWidth / width;
-    const h = canvas.clientHeight / height;
-    marker.style.left = `${canvas.offsetLeft + x * w}px`;
-    marker.style.top = `${canvas.offsetTop + y * h}px`;
-    marker.style.width = `${Math.max(w, 3)}px`;
-    marker.style.height = `${Math.max(h, 3)}px`;
-    canvas.parentElement.append(marker);
-  }
-}
-
-function pixelOf(canvas, event) {
-  const rect = canvas.getBoundingClientRect();
-  const x = Math.floor(((event.clientX - rect.left) / rect.width) * canvas.width);
-  const y = Math.floor(((event.clientY - rect.top) / rect.height) * canvas.height);
-  return [Math.min(Math.max(y, 0), canvas.height - 1), Math.min(Math.max(x, 0), canvas.width - 1)];
-}
-
-function onHover(event) {
-  const canvas = event.target;
-  if (!(canvas instanceof HTMLCanvasElement) || !canvas.classList.contains("cell")) return;
-  const [y, x] = pixelOf(canvas, event);
-  canvas.dataset.cursor = `${y},${x}`;
-  readoutAt(Number(canvas.dataset.ch), y, x);
-}
-
-function showCursor(canvas) {
-  const [y, x] = (canvas.dataset.cursor || `${canvas.height >> 1},${canvas.width >> 1}`).split(",").map(Number);
-  canvas.dataset.cursor = `${y},${x}`;
-  readoutAt(Number(canvas.dataset.ch), y, x);
-}
-
-function onCellKey(event) {
-  const canvas = event.target;
-  if (!canvas.classList || !canvas.classList.contains("cell")) return;
-  const moves = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
-  if (event.key === "Enter" || event.key === " ") {
-    event.preventDefault();
-    zoom(canvas);
-  } else if (moves[event.key]) {
-    event.preventDefault();
-    const [y, x] = canvas.dataset.cursor.split(",").map(Number);
-    const [dy, dx] = moves[event.key];
-    const ny = Math.min(Math.max(y + dy, 0), canvas.height - 1);
-    const nx = Math.min(Math.max(x + dx, 0), canvas.width - 1);
-    canvas.dataset.cursor = `${ny},${nx}`;
-    readoutAt(Number(canvas.dataset.ch), ny, nx);
-  }
-}
-
-function onCellClick(event) {
-  const canvas = event.target;
-  if (canvas instanceof HTMLCanvasElement && canvas.classList.contains("cell")) zoom(canvas);
-}
-
-function zoom(canvas) {
-  const col = canvas.dataset.col;
-  const c = Number(canvas.dataset.ch);
-  const hm = app.maps[col];
-  if (!canvas.dataset.drawn) drawCell(canvas);
-  const big = $("zoom-canvas");
-  big.width = canvas.width;
-  big.height = canvas.height;
-  big.getContext("2d").drawImage(canvas, 0, 0);
-  big.style.aspectRatio = `${canvas.width} / ${canvas.height}`;
-  const scale = scaleFor(hm.lo, hm.hi, app.view.scale, c);
-  $("zoom-title").textContent = `${COLUMNS[col]} · channel ${c}`;
-  $("zoom-range").textContent = `values ${fmt(hm.lo[c])} … ${fmt(hm.hi[c])}; colour scale ${fmt(scale.min)} … ${fmt(scale.max)} (${scale.diverging ? "diverging, 0 at the centre" : "sequential from 0"})`;
-  $("zoom").showModal();
-}
-
-// ---------------------------------------------------------------- start
 
 async function start() {
-  const [maps, presets, health] = await Promise.all(
-    ["/api/v1/colormaps", "/api/v1/catalogue", "/healthz"].map((u) => fetch(u).then((r) => r.json())),
-  );
-  app.luts.sequential = decodeBase64(maps.sequential.rgb);
-  app.luts.diverging = decodeBase64(maps.diverging.rgb);
-  app.presets = presets;
-  app.devices = health.devices;
-  app.view = fromQuery(location.search);
-  setupControls();
-  showControls();
-  if (showMode()) await startExperiment();
-  else await run();
+  const get = (u) => fetch(u).then((r) => r.json());
+  const [colormaps, catalogue, health] = await Promise.all([get("/api/v1/colormaps"), get("/api/v1/catalogue"), get("/healthz")]);
+  state.luts = { sequential: decodeBase64(colormaps.sequential.rgb), diverging: decodeBase64(colormaps.diverging.rgb) };
+  state.catalogue = catalogue;
+  state.available = health.devices;
+  const restored = fromQuery(location.search, catalogue);
+  Object.assign(state, restored);
+  buildControls(catalogue, health.devices);
+  // On a phone the settings start folded, so the maps come first.
+  if (window.matchMedia("(max-width: 700px)").matches) $("settings").open = false;
+  wire();
+  syncControls(true);
+  showScenarios();
+  updateShare();
+  await run();
 }
 
 start();

@@ -160,13 +160,82 @@ export function difference(a, b) {
 }
 
 /**
- * Format a number for a readout: 4 significant digits, no exponent for ordinary sizes.
+ * Format a number for a readout: 4 significant digits (or `digits`), no exponent for ordinary
+ * sizes, a true minus sign, and never "-0".
  * @param {number} v
+ * @param {number} [digits]
  * @returns {string}
  */
-export function fmt(v) {
+export function fmt(v, digits = 4) {
+  if (v === null || v === undefined || Number.isNaN(v)) return "—";
   if (v === 0) return "0";
   const a = Math.abs(v);
-  if (a >= 1e5 || a < 1e-3) return v.toExponential(2);
-  return Number(v.toPrecision(4)).toString();
+  const text = a >= 1e5 || a < 1e-3 ? a.toExponential(digits - 1) : Number(a.toPrecision(digits)).toString();
+  return v < 0 ? `−${text}` : text;
+}
+
+/**
+ * A grey colour map (256 × 3 bytes), for showing one channel as a picture.
+ * @returns {Uint8Array}
+ */
+export function greyLut() {
+  const lut = new Uint8Array(768);
+  for (let i = 0; i < 256; i++) lut.set([i, i, i], 3 * i);
+  return lut;
+}
+
+/**
+ * What the readout shows at pixel (y, x): the input's channel vector, and for output k the
+ * row of W, its bias, W·x + b and its ReLU, all exact float32 values from the maps.
+ * @param {{input: Heatmap, pre_activation: Heatmap}} maps
+ * @param {Heatmap} weight W as one (K, C) channel
+ * @param {Heatmap} bias b as one (1, K) channel
+ * @param {number} y
+ * @param {number} x
+ * @param {number} k the output channel
+ * @returns {{x: number[], relu: number[], w: number[], b: number, pre: number, conv: number}}
+ */
+export function pixelValues(maps, weight, bias, y, x, k) {
+  const c = maps.input.channels;
+  const xs = [];
+  for (let i = 0; i < c; i++) xs.push(valueAt(maps.input, i, y, x));
+  const pre = valueAt(maps.pre_activation, k, y, x);
+  return {
+    x: xs,
+    relu: xs.map((v) => (v > 0 ? v : 0)),
+    w: Array.from(weight.values.subarray(k * c, (k + 1) * c)),
+    b: bias.values[k],
+    pre,
+    conv: pre > 0 ? pre : 0,
+  };
+}
+
+/**
+ * W·x + b written out as terms a person can add up: the largest |w·x| first when there are
+ * more than `limit` non-zero terms, with the rest summed.
+ * @param {number[]} w one row of W
+ * @param {number[]} x the channel vector
+ * @param {number} b the bias
+ * @param {number} limit
+ * @returns {string} e.g. "1 × 0.5234 − 1 × 0.3112 + 0"
+ */
+export function writtenSum(w, x, b, limit = 8) {
+  let terms = w.map((wi, i) => ({ i, wi, xi: x[i], p: wi * x[i] })).filter((t) => t.wi !== 0);
+  let rest = null;
+  if (terms.length > limit) {
+    terms = [...terms].sort((a, b2) => Math.abs(b2.p) - Math.abs(a.p));
+    const dropped = terms.slice(limit);
+    rest = { n: dropped.length, sum: dropped.reduce((s, t) => s + t.p, 0) };
+    terms = terms.slice(0, limit);
+  }
+  const parts = [];
+  for (const t of terms) {
+    const coeff = fmt(Math.abs(t.wi));
+    const text = `${coeff} × ${t.xi < 0 ? `(${fmt(t.xi)})` : fmt(t.xi)}`;
+    parts.push(parts.length === 0 ? (t.wi < 0 ? `−${text}` : text) : `${t.wi < 0 ? "−" : "+"} ${text}`);
+  }
+  if (rest) parts.push(`${rest.sum < 0 ? "−" : "+"} ${fmt(Math.abs(rest.sum))} (${rest.n} smaller terms)`);
+  if (!parts.length) parts.push("0");
+  parts.push(`${b < 0 ? "−" : "+"} ${fmt(Math.abs(b))}`);
+  return parts.join(" ");
 }

@@ -1,0 +1,115 @@
+"""A Playwright page for the browser tests: records console errors, waits for re-renders."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import numpy as np
+
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1400, "height": 1000}
+
+
+class Page:
+    """One browser context and page on the app, with helpers that wait the way the page works."""
+
+    def __init__(self, browser: Any, server: str, **context: Any) -> None:
+        self.server = server
+        self.context = browser.new_context(**({"viewport": DESKTOP} | context))
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def close(self) -> None:
+        self.context.close()
+
+    def open(self, query: str = "") -> None:
+        self.page.goto(f"{self.server}/{query}")
+        self.page.wait_for_selector("body[data-status=ready]", timeout=60_000)
+
+    def runs(self) -> int:
+        return int(self.page.evaluate("document.body.dataset.runs || '0'"))
+
+    def status(self) -> str:
+        return str(self.page.evaluate("document.body.dataset.status"))
+
+    def settle(self, before: int, want: str = "ready", timeout: float = 60) -> None:
+        """Wait until the page has finished a run after `before` runs and shows `want`.
+
+        An edit marks the page as loading at once, so "ready" means the latest edit is shown.
+        """
+        # Polled from here: wait_for_function would eval a string, which the page's CSP forbids.
+        deadline = time.monotonic() + timeout
+        state: list[Any] = []
+        while time.monotonic() < deadline:
+            state = self.page.evaluate(
+                "[Number(document.body.dataset.runs || 0), document.body.dataset.status]"
+            )
+            if want == "ready" and state[0] > before and state[1] == "ready":
+                return
+            if want == "error" and state[1] == "error":
+                return
+            self.page.wait_for_timeout(20)
+        raise AssertionError(f"the page did not reach {want}; runs and status {state}")
+
+    def after(self, action: Callable[[], Any], want: str = "ready") -> None:
+        """Do something that re-runs the request, and wait until the page shows its result."""
+        before = self.runs()
+        action()
+        self.settle(before, want)
+
+    def scenario(self, name: str) -> None:
+        self.after(lambda: self.page.click(f"button[data-scenario={name}]"))
+
+    def request(self) -> dict[str, Any]:
+        """The request the page's URL (and so the copied link) holds now."""
+        spec: dict[str, Any] = json.loads(
+            self.page.evaluate("new URLSearchParams(location.search).get('spec')")
+        )
+        return spec
+
+    def text(self, selector: str) -> str:
+        return str(self.page.inner_text(selector))
+
+    def readout(self) -> dict[str, Any]:
+        values: dict[str, Any] = json.loads(
+            self.page.get_attribute("#readout", "data-values") or "{}"
+        )
+        return values
+
+    def pixel(self, col: str, ch: int, y: int, x: int) -> list[int]:
+        return list(
+            self.page.evaluate(
+                """([col, ch, y, x]) => {
+                    const c = document.querySelector(`canvas.cell[data-col="${col}"][data-ch="${ch}"]`);
+                    return Array.from(c.getContext('2d').getImageData(x, y, 1, 1).data.slice(0, 3));
+                }""",
+                [col, ch, y, x],
+            )
+        )
+
+
+def npz_for(server: str, spec: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The exact arrays the API returns for a request."""
+    r = httpx.post(f"{server}/api/v1/compare", params={"format": "npz"}, json=spec, timeout=60)
+    assert r.status_code == 200, r.text
+    with np.load(io.BytesIO(r.content), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def report_for(server: str, spec: dict[str, Any]) -> dict[str, Any]:
+    r = httpx.post(f"{server}/api/v1/compare", params={"heatmaps": "false"}, json=spec, timeout=60)
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def shown_number(text: str) -> float:
+    """A number as the page prints it (true minus sign, thousands separators)."""
+    return float(text.replace("−", "-").replace(",", ""))
