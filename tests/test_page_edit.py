@@ -115,8 +115,7 @@ def test_changing_c_adapts_an_explicit_matrix_and_says_so(page: Page) -> None:
 def test_a_failed_request_dims_the_panels_and_places_the_error_by_field(page: Page) -> None:
     page.open()
     assert (
-        page.page.evaluate("getComputedStyle(document.getElementById('compare-view')).opacity")
-        == "1"
+        page.page.evaluate("getComputedStyle(document.querySelector('canvas.cell')).opacity") == "1"
     )
     page.after(lambda: page.page.fill("#f-input-channels", "1"), want="error")
     # catdog needs two channels: the server's field is input.channels.
@@ -125,9 +124,7 @@ def test_a_failed_request_dims_the_panels_and_places_the_error_by_field(page: Pa
     assert error.get_attribute("data-field") == "input.channels"
     assert page.page.get_attribute("#f-input-channels", "aria-invalid") == "true"
     assert (
-        float(
-            page.page.evaluate("getComputedStyle(document.getElementById('compare-view')).opacity")
-        )
+        float(page.page.evaluate("getComputedStyle(document.querySelector('canvas.cell')).opacity"))
         < 0.6
     )
     assert "refused" in page.text("#status")
@@ -136,8 +133,7 @@ def test_a_failed_request_dims_the_panels_and_places_the_error_by_field(page: Pa
     page.after(lambda: page.page.fill("#f-input-channels", "3"))
     assert page.page.is_hidden("#err-input-channels")
     assert (
-        page.page.evaluate("getComputedStyle(document.getElementById('compare-view')).opacity")
-        == "1"
+        page.page.evaluate("getComputedStyle(document.querySelector('canvas.cell')).opacity") == "1"
     )
     page.errors.clear()  # the browser logs the refused request itself
 
@@ -148,14 +144,13 @@ def test_a_pending_request_dims_the_panels(page: Page) -> None:
     page.page.fill("#f-input-height", "40")
     page.page.wait_for_timeout(200)  # the edit waits for the next keystroke, then runs
     state, opacity = page.page.evaluate(
-        "[document.getElementById('results').dataset.state, getComputedStyle(document.getElementById('compare-view')).opacity]"
+        "[document.getElementById('results').dataset.state, getComputedStyle(document.querySelector('canvas.cell')).opacity]"
     )
     assert state == "pending" and float(opacity) < 0.6
     assert "Computing" in page.text("#status")
     page.settle(before)
     assert (
-        page.page.evaluate("getComputedStyle(document.getElementById('compare-view')).opacity")
-        == "1"
+        page.page.evaluate("getComputedStyle(document.querySelector('canvas.cell')).opacity") == "1"
     )
 
 

@@ -93,6 +93,9 @@ async function run() {
     const view = VIEWS[snap.endpoint];
     let response;
     if (view && view.run) {
+      // A streamed experiment draws its progress as it comes: show its view now.
+      $("compare-view").hidden = true;
+      $("experiment").hidden = false;
       response = await view.run($("experiment"), req, { signal: controller.signal, endpoint: snap.endpoint, request: snap.request, luts: state.luts });
     } else {
       const query = snap.endpoint === COMPARE ? "?format=json" : "";

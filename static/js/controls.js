@@ -228,6 +228,12 @@ export function clearErrors() {
   $("error").hidden = true;
   $("error").replaceChildren();
   for (const c of document.querySelectorAll("[aria-invalid]")) c.removeAttribute("aria-invalid");
+  for (const c of document.querySelectorAll("[data-described-error]")) {
+    const ids = c.getAttribute("aria-describedby").split(" ").filter((id) => id !== c.dataset.describedError);
+    if (ids.length) c.setAttribute("aria-describedby", ids.join(" "));
+    else c.removeAttribute("aria-describedby");
+    delete c.dataset.describedError;
+  }
 }
 
 /**
@@ -250,7 +256,9 @@ export function showError(err, extra = []) {
     (target && document.querySelector(`[data-field="${CSS.escape(target)}"]`));
   if (control) {
     control.setAttribute("aria-invalid", "true");
-    control.setAttribute("aria-errormessage", box.id || "error");
+    const ids = (control.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
+    control.setAttribute("aria-describedby", [...ids, box.id].join(" "));
+    control.dataset.describedError = box.id;
   }
   const closed = box.closest("details:not([open])");
   if (closed) closed.open = true;

@@ -140,6 +140,12 @@ async function fitRun(root, req, ctx) {
   const conv = [];
   const relu = [];
   const xs = [];
+  // Events can come faster than frames: draw at most once a frame, so the page stays responsive.
+  let frame = 0;
+  const redraw = () => {
+    frame = 0;
+    drawChart(f.chart, lossSpec(conv, relu, xs, steps, null));
+  };
   let response;
   try {
     response = await fetch(`${ctx.endpoint}?stream=true`, { method: "POST", body: req.body, headers: { ...req.headers, Accept: "text/event-stream" }, signal: local.signal });
@@ -158,8 +164,9 @@ async function fitRun(root, req, ctx) {
           relu.push(data.relu_only_loss);
           xs.push(data.step);
           f.status.textContent = `Step ${num(data.step)} of ${num(data.steps)}.`;
-          drawChart(f.chart, lossSpec(conv, relu, xs, steps, null));
+          if (!frame) frame = requestAnimationFrame(redraw);
         } else if (event === "result") {
+          cancelAnimationFrame(frame);
           f.cancel.disabled = true;
           return data;
         } else if (event === "error") {
@@ -169,6 +176,7 @@ async function fitRun(root, req, ctx) {
     }
     throw new ApiError(0, { detail: "The stream ended without a result." });
   } catch (err) {
+    cancelAnimationFrame(frame);
     if (err.name === "AbortError" && !ctx.signal.aborted) {
       f.status.textContent = `Cancelled at step ${num(f.progress.value)}.`;
       f.status.dataset.cancelled = "1";

@@ -26,7 +26,7 @@ export function columnTitle(col) {
   return titles[col] || (col.startsWith("truth:") ? `Truth: ${truthLabel(col.slice(6))}` : col);
 }
 
-const SHORT = { input: "x", relu_only: "relu(x)", conv_relu: "relu(Wx+b)", pre_activation: "Wx+b", delta: "difference" };
+const SHORT = { input: "x", relu_only: "relu(x)", conv_relu: "relu(Wx+b)", pre_activation: "Wx+b", delta: "relu(Wx+b) − relu(x)" };
 
 /** What the panels show now; set by show(). */
 let model = null;

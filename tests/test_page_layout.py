@@ -1,0 +1,194 @@
+"""The page on a phone, a small laptop and a desktop; keyboard use; axe-core in every scenario."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+
+from app.scenarios import SCENARIOS
+from tests import files
+from tests.pages import PHONE, Page
+
+pytestmark = pytest.mark.browser
+
+IDS = [s.id for s in SCENARIOS]
+COMPARE = [s.id for s in SCENARIOS if s.endpoint == "/api/v1/compare"]
+FEW = [
+    s.id
+    for s in SCENARIOS
+    if s.endpoint == "/api/v1/compare" and s.request["input"]["channels"] <= 8
+]
+
+
+@pytest.fixture
+def phone(browser: Any, server: str) -> Iterator[Page]:
+    p = Page(browser, server, viewport=PHONE, has_touch=True, is_mobile=True, device_scale_factor=2)
+    yield p
+    p.close()
+    assert p.errors == [], p.errors
+
+
+@pytest.fixture
+def page(browser: Any, server: str) -> Iterator[Page]:
+    p = Page(browser, server)
+    yield p
+    p.close()
+    assert p.errors == [], p.errors
+
+
+def overflow(page: Page) -> list[str]:
+    """Elements that stick out past the right edge of the screen, and the page's scroll width."""
+    return list(
+        page.page.evaluate(
+            """() => {
+                const w = document.documentElement.clientWidth;
+                const out = [];
+                if (document.documentElement.scrollWidth > w) out.push(`page ${document.documentElement.scrollWidth}`);
+                for (const e of document.querySelectorAll('body *')) {
+                    const r = e.getBoundingClientRect();
+                    if (r.width && r.right > w + 0.5 && !e.closest('[hidden], dialog:not([open])')) out.push(`${e.tagName}#${e.id}.${e.className} ${Math.round(r.right)}`);
+                }
+                return out.slice(0, 10);
+            }"""
+        )
+    )
+
+
+@pytest.mark.parametrize("scenario", IDS)
+def test_phone_has_no_sideways_scroll_in_any_scenario(phone: Page, scenario: str) -> None:
+    phone.open(f"?scenario={scenario}")
+    assert overflow(phone) == []
+    phone.page.click("#settings summary")  # the settings, unfolded, fit too
+    assert overflow(phone) == []
+
+
+@pytest.mark.parametrize("scenario", FEW)
+def test_phone_maps_are_wide_enough_and_a_tap_reads_a_value(phone: Page, scenario: str) -> None:
+    phone.open(f"?scenario={scenario}")
+    widths = phone.page.evaluate(
+        "[...document.querySelectorAll('canvas.cell')].map((c) => c.getBoundingClientRect().width)"
+    )
+    assert min(widths) >= 160, widths
+    # Colour-bar labels are readable and do not run into each other.
+    labels = phone.page.evaluate(
+        """() => [...document.querySelectorAll('.colhead')].map((h) => [...h.querySelectorAll('.ticks span')]
+              .filter((s) => s.textContent).map((s) => { const r = s.getBoundingClientRect();
+                  return [r.left, r.right, parseFloat(getComputedStyle(s).fontSize)]; }))"""
+    )
+    for ticks in labels:
+        assert all(size >= 11 for _, _, size in ticks)
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(ticks)), ticks
+    cell = phone.page.locator('canvas.cell[data-col="conv_relu"][data-ch="0"]')
+    cell.tap()
+    assert phone.readout()["col"] == "conv_relu"
+    assert not phone.page.is_visible("#zoom")  # a tap reads; enlarging has its own button
+    phone.page.click("#enlarge")
+    assert phone.page.is_visible("#zoom")
+    assert overflow(phone) == []
+
+
+@pytest.mark.parametrize("size", [(1024, 768), (1400, 1000)])
+def test_laptop_and_desktop_keep_controls_beside_the_maps(
+    browser: Any, server: str, size: tuple[int, int]
+) -> None:
+    p = Page(browser, server, viewport={"width": size[0], "height": size[1]})
+    try:
+        for scenario in ("relu-enough", "keep192", "fit"):
+            p.open(f"?scenario={scenario}")
+            assert overflow(p) == []
+            controls = p.page.locator("#controls").bounding_box()
+            results = p.page.locator("#results").bounding_box()
+            assert controls and results
+            if size[0] > 1000:
+                assert controls["x"] + controls["width"] <= results["x"]
+    finally:
+        p.close()
+    assert p.errors == []
+
+
+def test_one_tab_stop_per_panel_with_arrows_and_page_keys(page: Page) -> None:
+    page.open("?scenario=keep192")
+    stops = page.page.evaluate(
+        "[...document.querySelectorAll('canvas.cell')].filter((c) => c.tabIndex === 0).map((c) => c.dataset.col)"
+    )
+    assert stops == ["input", "relu_only", "conv_relu"]
+    page.page.focus('canvas.cell[data-col="conv_relu"][data-ch="0"]')
+    assert (page.readout()["y"], page.readout()["x"]) == (14, 14)
+    page.page.keyboard.press("ArrowRight")
+    page.page.keyboard.press("ArrowDown")
+    assert (page.readout()["y"], page.readout()["x"], page.readout()["row"]) == (15, 15, 0)
+    page.page.keyboard.press("PageDown")
+    assert page.page.evaluate("document.activeElement.dataset.ch") == "1"
+    assert page.readout()["row"] == 1 and page.readout()["x"] == 15
+    # The tab stop moved with the focus: still one per panel.
+    assert page.page.locator('canvas.cell[data-col="conv_relu"][tabindex="0"]').count() == 1
+    page.page.keyboard.press("Tab")
+    assert page.page.evaluate("document.activeElement.dataset.col") != "conv_relu"
+    page.page.focus('canvas.cell[data-col="conv_relu"][data-ch="1"]')
+    page.page.keyboard.press("Enter")
+    assert page.page.is_visible("#zoom")
+    assert "channel 1" in page.text("#zoom-title")
+
+
+def test_skip_link_and_drop_zone_work_from_the_keyboard(page: Page) -> None:
+    page.open()
+    page.page.keyboard.press("Tab")
+    assert page.page.evaluate("document.activeElement.textContent") == "Skip to the results"
+    page.page.keyboard.press("Enter")
+    assert page.page.evaluate("document.activeElement.id") == "results"
+    with page.page.expect_file_chooser() as chooser:
+        page.page.locator("#drop").press("Enter")
+    assert chooser.value.element.get_attribute("id") == "input-file"
+
+
+AXE = Axe()
+
+
+def axe_violations(page: Page) -> list[str]:
+    result = AXE.run(page.page)
+    return [
+        f"{v['id']}: {[n['target'] for n in v['nodes']][:3]}" for v in result.response["violations"]
+    ]
+
+
+def test_axe_finds_a_planted_violation(page: Page) -> None:
+    """The check below can fail: axe runs under the page's CSP and sees the DOM."""
+    page.open()
+    page.page.evaluate(
+        "document.body.append(Object.assign(document.createElement('img'), {src: '/static/favicon.svg'}))"
+    )
+    assert any(v.startswith("image-alt") for v in axe_violations(page))
+
+
+@pytest.mark.parametrize("scenario", IDS)
+def test_axe_reports_no_violations_in_any_scenario(page: Page, phone: Page, scenario: str) -> None:
+    for p in (page, phone):
+        p.open(f"?scenario={scenario}")
+        assert axe_violations(p) == [], (scenario, p.page.viewport_size)
+
+
+def test_axe_reports_no_violations_in_edited_failed_uploaded_and_zoomed_states(
+    page: Page, tmp_path: Path
+) -> None:
+    page.open()
+    page.after(lambda: page.page.fill("#w-0-1", "1"))
+    page.page.hover('canvas.cell[data-col="conv_relu"][data-ch="0"]')
+    assert axe_violations(page) == [], "changed, hovered"
+    page.after(lambda: page.page.fill("#f-input-channels", "1"), want="error")
+    assert axe_violations(page) == [], "refused"
+    (tmp_path / "acts.npy").write_bytes(files.npy(np.ones((3, 8, 8), dtype=np.float32)))
+    page.after(
+        lambda: page.page.set_input_files("#input-file", str(tmp_path / "acts.npy")), want="error"
+    )
+    assert axe_violations(page) == [], "uploaded, matrix refused"
+    page.after(lambda: page.page.locator("#err-weights-matrix button.fix").click())
+    page.page.focus('canvas.cell[data-col="input"][data-ch="0"]')
+    page.page.keyboard.press("Enter")
+    assert axe_violations(page) == [], "zoomed"
+    page.errors.clear()
