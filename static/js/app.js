@@ -632,7 +632,10 @@ async function start() {
   Object.assign(state, restored);
   buildControls(catalogue, health.devices);
   // On a phone the settings start folded, so the maps come first.
-  if (window.matchMedia("(max-width: 700px)").matches) $("settings").open = false;
+  if (window.matchMedia("(max-width: 700px)").matches) {
+    $("settings").open = false;
+    $("numbers-box").open = false;
+  }
   wire();
   syncControls(true);
   showScenarios();

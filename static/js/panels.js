@@ -210,14 +210,14 @@ function readout(at) {
   const where = `Pixel (${values.y}, ${values.x})${m.stride > 1 ? ` (every ${m.stride}th pixel shown)` : ""}, ${columnTitle(col)}, channel ${ch}`;
   const lines = [
     el("p", { className: "ro-where" }, el("strong", { textContent: where })),
-    el("p", {}, el("span", { className: "ro-key", textContent: `x (input, ${v.x.length} channels): ` }), vectorText(v.x, m.names)),
-    el("p", {}, el("span", { className: "ro-key", textContent: "ReLU-only, relu(x): " }), vectorText(v.relu, m.names)),
     el(
       "p",
       { className: "ro-sum" },
       el("span", { className: "ro-key", textContent: `output ${k}: ` }),
       `W·x + b = ${writtenSum(v.w, v.x, v.b)} = ${fmt(v.pre)}; relu → ${fmt(v.conv)}`,
     ),
+    el("p", {}, el("span", { className: "ro-key", textContent: `x (input, ${v.x.length} channels): ` }), vectorText(v.x, m.names)),
+    el("p", {}, el("span", { className: "ro-key", textContent: "ReLU-only, relu(x): " }), vectorText(v.relu, m.names)),
   ];
   if (values.truth !== undefined) lines.push(el("p", { textContent: `${columnTitle(col)}: ${values.truth ? "yes" : "no"}` }));
   const out = $("readout");
