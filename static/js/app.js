@@ -105,6 +105,7 @@ async function run() {
     performance.mark("onebyone:response");
     state.shown = { ...snap, response };
     state.error = null;
+    clearErrors();
     render();
     setStatus("ready");
   } catch (err) {
@@ -391,7 +392,6 @@ function render() {
   const compare = s.endpoint === COMPARE;
   $("compare-view").hidden = !compare;
   $("experiment").hidden = compare;
-  clearErrors();
   renderStory();
   if (compare) {
     const r = s.response;
