@@ -2,8 +2,7 @@
 // word, number and picture is computed from the response on screen. Pixel maths lives in
 // heatmap.js, sentences in story.js, pure state helpers in state.js.
 
-import { difference, fmt, fromMask, fromValues, greyLut, paintChannel, relu, scaleFor } from "./heatmap.js";
-import { decodeBase64 } from "./heatmap.js";
+import { decodeBase64, difference, fmt, fromMask, fromValues, greyLut, paintChannel, relu, scaleFor } from "./heatmap.js";
 import {
   MATRIX,
   buildControls,

@@ -189,7 +189,6 @@ function getPath(obj, path) {
  * Show the request's values in the controls, leaving alone the element being edited and any
  * input whose text is a half-typed number.
  * @param {object} request
- * @param {object} defaults path -> catalogue default, for empty fields
  */
 export function showRequest(request) {
   for (const input of document.querySelectorAll("#controls input[data-path]")) {
