@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from fastapi import FastAPI, Request
@@ -25,7 +25,7 @@ from app.errors import Busy, OneByOneError, TooLarge
 from app.gate import ComputeGate
 from app.routes import api, checkpoints, docs, experiments, pages
 from app.routes.bodies import validation_error
-from app.schemas import REQUEST_RULES
+from app.schemas import REQUEST_MODELS, REQUEST_RULES
 
 log = logging.getLogger("onebyone")
 
@@ -171,6 +171,30 @@ def _setup_logging() -> None:
         log.propagate = False
 
 
+def _with_request_models(app: FastAPI) -> None:
+    """Put the request bodies' models into the OpenAPI components.
+
+    The routes read their bodies themselves (JSON or multipart, strictly), so FastAPI
+    does not see the models; their `openapi_extra` refers to them by name.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in REQUEST_MODELS:
+            js = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, sub in js.pop("$defs", {}).items():
+                components.setdefault(name, sub)
+            components[model.__name__] = js
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     _setup_logging()
@@ -198,6 +222,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.dependency_overrides[get_settings] = lambda: settings
     _install_error_handlers(app)
+    _with_request_models(app)
     app.include_router(api.router)
     app.include_router(experiments.router)
     app.include_router(checkpoints.router)

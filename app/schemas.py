@@ -676,3 +676,12 @@ class Catalogue(BaseModel):
         "layout.",
     )
     limits: dict[str, int] = Field(description="The server's configured limits.")
+
+
+# The request bodies routes read themselves; app.main lists them in the OpenAPI components.
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (
+    CompareRequest,
+    FitRequest,
+    BottleneckRequest,
+    ReceptiveFieldRequest,
+)

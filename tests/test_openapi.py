@@ -64,3 +64,20 @@ def test_every_field_of_every_response_model_is_described(spec: dict[str, Any]) 
         ref = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
         name = ref.rsplit("/", 1)[-1]
         assert spec["components"]["schemas"][name]["properties"], (method, path)
+
+
+def test_every_reference_resolves(spec: dict[str, Any]) -> None:
+    refs: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            refs.update(v for k, v in node.items() if k == "$ref")
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(spec)
+    names = set(spec["components"]["schemas"])
+    assert refs and {r.rsplit("/", 1)[-1] for r in refs} <= names
