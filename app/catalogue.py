@@ -10,12 +10,13 @@ from __future__ import annotations
 import types
 from typing import Any, Literal, Union, get_args, get_origin
 
-from app import devices, generators, uploads, weights
+from app import checkpoints, devices, generators, uploads, weights
 from app.config import Settings
 from app.scenarios import SCENARIOS
 from app.schemas import (
     BottleneckRequest,
     Catalogue,
+    CheckpointControls,
     Choice,
     CompareRequest,
     Device,
@@ -176,4 +177,9 @@ def build(s: Settings) -> Catalogue:
             "max_png_channels": s.max_png_channels,
             "max_experiment_values": s.max_experiment_values,
         },
+        checkpoint=CheckpointControls(
+            layers_endpoint="/api/v1/checkpoints/layers",
+            batchnorm=[Choice(id=k, label=v) for k, v in checkpoints.BATCHNORM_CHOICES.items()],
+            eps=_field_param(WeightsSpec, "eps"),
+        ),
     )

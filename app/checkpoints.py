@@ -26,6 +26,11 @@ from app.errors import InvalidContent, excerpt
 WRAPPERS = ("state_dict", "model_state_dict", "model", "module")
 # nn.BatchNorm2d's default; state dicts do not store eps, so a request may set another.
 DEFAULT_EPS = 1e-5
+# weights.batchnorm's fixed values (a batch norm's prefix may stand instead), the default first.
+BATCHNORM_CHOICES = {
+    "auto": "fold the batch norm that follows it (found by name)",
+    "none": "the raw conv, no batch norm",
+}
 # How many layers an error message lists before it points at the listing endpoint.
 _LISTED = 200
 _LISTING = "POST /api/v1/checkpoints/layers lists them"

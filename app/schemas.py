@@ -116,7 +116,7 @@ class WeightsSpec(BaseModel):
         gt=0,
         le=1,
         description="The folded batch norm's epsilon; state dicts do not store it (PyTorch's "
-        "default 1e-5).",
+        "default 1e-5; GoogLeNet's and Inception v3's batch norms use 1e-3).",
     )
 
 
@@ -432,6 +432,12 @@ class CheckpointLayers(BaseModel):
     layers: list[CheckpointLayer] = Field(description="Every 1×1 conv, in the file's order.")
     other_convs: int = Field(description="Convs with larger kernels (3×3, 7×7, …), not offered.")
     batchnorms: int = Field(description="Batch norms in the checkpoint (any of them can be named).")
+    input: list[int] | None = Field(
+        default=None,
+        description="The shape of the activations the file holds too (its `input`, as "
+        "`onebyone capture` writes it): upload it as the input alone and its layer comes with "
+        "it. null for a checkpoint.",
+    )
 
 
 class FitRequest(_UploadLayout):
@@ -660,6 +666,17 @@ class Scenario(BaseModel):
     )
 
 
+class CheckpointControls(BaseModel):
+    """What a client needs to use a layer of an uploaded checkpoint."""
+
+    layers_endpoint: str = Field(description="Where to POST a checkpoint to list its 1×1 layers.")
+    batchnorm: list[Choice] = Field(
+        description="weights.batchnorm's fixed values, the default first; a batch norm's prefix "
+        "in the checkpoint may be given instead."
+    )
+    eps: Param = Field(description="weights.eps, the folded batch norm's epsilon.")
+
+
 class Catalogue(BaseModel):
     """Everything a client needs to build requests: the one source the page reads."""
 
@@ -676,6 +693,9 @@ class Catalogue(BaseModel):
         "layout.",
     )
     limits: dict[str, int] = Field(description="The server's configured limits.")
+    checkpoint: CheckpointControls = Field(
+        description="A whole checkpoint as the weights file: listing its layers, batch norm, eps."
+    )
 
 
 # The request bodies routes read themselves; app.main lists them in the OpenAPI components.

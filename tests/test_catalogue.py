@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from pydantic import BaseModel
 
@@ -20,6 +22,7 @@ from app.schemas import (
     ReceptiveFieldRequest,
     WeightsSpec,
 )
+from tests import files
 
 REQUESTS: dict[str, type[BaseModel]] = {
     "/api/v1/compare": CompareRequest,
@@ -73,6 +76,29 @@ def test_scenario_ids_are_unique_and_the_page_has_a_button_for_each(client: http
     page = client.get("/").text
     for s in SCENARIOS:
         assert f'data-scenario="{s.id}"' in page and s.title in page
+
+
+def test_catalogue_offers_the_checkpoint_controls_the_api_takes(client: httpx.Client) -> None:
+    cp = client.get("/api/v1/catalogue").json()["checkpoint"]
+    assert cp["eps"]["default"] == WeightsSpec.model_fields["eps"].default == 1e-5
+    assert "1e-3" in cp["eps"]["description"]
+    assert cp["batchnorm"][0]["id"] == WeightsSpec.model_fields["batchnorm"].default
+    # Each listed value is one the API takes, and the endpoint is the one that lists layers.
+    w = np.ones((3, 5), np.float32)
+    for choice in cp["batchnorm"]:
+        spec = {"weights": {"batchnorm": choice["id"]}, "input": {"layout": "chw"}}
+        r = client.post(
+            "/api/v1/compare",
+            params={"heatmaps": "false"},
+            files={
+                "input": ("x.npy", files.npy(np.ones((5, 2, 2), np.float32))),
+                "weights": ("w.npy", files.npy(w)),
+            },
+            data={"spec": json.dumps(spec)},
+        )
+        assert r.status_code == 200, r.text
+    r = client.post(cp["layers_endpoint"], files={"weights": ("w.npy", files.npy(w))})
+    assert r.status_code == 200 and r.json()["layers"][0]["out_channels"] == 3
 
 
 def test_catalogue_endpoint_and_its_old_name(client: httpx.Client) -> None:

@@ -388,15 +388,19 @@ def test_layers_endpoint_lists_1x1_convs_with_k_c_bias_and_batch_norm(
     last = body["layers"][-1]
     assert last["bias"] is True and last["batchnorm"]["affine"] is False
     assert body["other_convs"] == 4 and body["batchnorms"] == 12
+    assert body["input"] is None
 
 
 def test_layers_endpoint_takes_a_single_layer_file(client: httpx.Client) -> None:
     w = np.ones((3, 5), np.float32)
-    for data in (files.npy(w), files.safetensors(input=np.ones((5, 4, 4), np.float32), weight=w)):
+    captured = files.safetensors(input=np.ones((5, 4, 6), np.float32), weight=w)
+    for data, held in ((files.npy(w), None), (captured, [5, 4, 6])):
         r = client.post("/api/v1/checkpoints/layers", files={"weights": ("w", data)})
         assert r.status_code == 200, r.text
         (layer,) = r.json()["layers"]
         assert layer["name"] == "" and (layer["out_channels"], layer["in_channels"]) == (3, 5)
+        # A file from `onebyone capture` says it holds the activations too.
+        assert r.json()["input"] == held
 
 
 def test_layers_endpoint_is_documented(client: httpx.Client) -> None:

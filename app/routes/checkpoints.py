@@ -113,4 +113,8 @@ async def layers(request: Request, settings: SettingsDep) -> CheckpointLayers:
         layers=out,
         other_convs=sum(not c.is_1x1 for c in ckpt.convs.values()),
         batchnorms=len(ckpt.batchnorms),
+        # Read as compare.run reads it: a file with input and weight is activations + layer.
+        input=list(decoded.arrays["input"].shape)
+        if {"input", "weight"} <= decoded.arrays.keys()
+        else None,
     )
