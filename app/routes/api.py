@@ -98,6 +98,11 @@ CATALOGUE_EXAMPLE = {
         }
     ],
     "limits": {"max_values": 33554432, "max_upload_bytes": 134217728},
+    "checkpoint": {
+        "layers_endpoint": "/api/v1/checkpoints/layers",
+        "batchnorm": [{"id": "auto", "label": "fold the batch norm that follows it"}],
+        "eps": {"type": "float", "default": 1e-5, "min": None, "max": 1.0},
+    },
 }
 
 
