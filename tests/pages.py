@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 
+ROOT = Path(__file__).resolve().parent.parent
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1400, "height": 1000}
 
@@ -53,7 +58,7 @@ class Page:
             )
             if want == "ready" and state[0] > before and state[1] == "ready":
                 return
-            if want == "error" and state[1] == "error":
+            if want in ("error", "waiting") and state[1] == want:
                 return
             self.page.wait_for_timeout(20)
         raise AssertionError(f"the page did not reach {want}; runs and status {state}")
@@ -113,3 +118,72 @@ def report_for(server: str, spec: dict[str, Any]) -> dict[str, Any]:
 def shown_number(text: str) -> float:
     """A number as the page prints it (true minus sign, thousands separators)."""
     return float(text.replace("−", "-").replace(",", ""))
+
+
+def network_files(folder: Path) -> dict[str, Any]:
+    """The test network's checkpoint, the activations feeding some of its 1×1 layers, what the
+    network computes after them, and a checkpoint with no 1×1 layer, written to `folder`."""
+    import torch
+    from torch import nn
+
+    from tests import files, nets
+
+    net = nets.trained()
+    torch.save(net.state_dict(), folder / "model.pt")
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(1, 3, 128, 128, generator=g) * 1.5 + 0.3
+    layers = ["layer1.1.conv1", "inception3a.branch1.conv"]
+    inputs = nets.activations(net, x, layers, inputs=True)
+    convs = nets.activations(net, x, layers)
+    relus = nets.activations(net, x, [nets.RELU_AFTER[n] for n in layers])
+    out: dict[str, Any] = {"net": net, "folder": folder, "model": folder / "model.pt"}
+    for name in layers:
+        path = folder / f"{name}.npy"
+        path.write_bytes(files.npy(inputs[name].numpy()))
+        out[name] = {
+            "input": path,
+            "relu": relus[nets.RELU_AFTER[name]].numpy(),
+            "raw": torch.relu(convs[name]).numpy(),
+        }
+    # A file from `onebyone capture`, run as a user runs it, and what the network computes.
+    from PIL import Image
+
+    from app.cli import Preprocessing
+
+    rgb = np.random.default_rng(5).integers(0, 256, (96, 96, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(folder / "photo.png")
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "onebyone"),
+            "capture",
+            "tests.nets:resnet_like",
+            "--weights",
+            "model.pt",
+            "--layer",
+            "layer1.0.conv1",
+            "--image",
+            "photo.png",
+            "--resize",
+            "0",
+            "--crop",
+            "0",
+            "-o",
+            "captured.safetensors",
+        ],
+        cwd=folder,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    with Image.open(folder / "photo.png") as img:
+        photo = Preprocessing(resize=0, crop=0)(img)[None]  # (1, 3, 96, 96)
+    out["captured"] = {
+        "file": folder / "captured.safetensors",
+        "relu": nets.activations(net, photo, ["layer1.0.relu1"])["layer1.0.relu1"].numpy(),
+    }
+    stem = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Conv2d(4, 4, 3))
+    torch.save(stem.state_dict(), folder / "only3x3.pt")
+    out["only3x3"] = folder / "only3x3.pt"
+    return out

@@ -13,7 +13,7 @@ from axe_playwright_python.sync_playwright import Axe
 
 from app.scenarios import SCENARIOS
 from tests import files
-from tests.pages import PHONE, Page
+from tests.pages import PHONE, Page, network_files
 
 pytestmark = pytest.mark.browser
 
@@ -192,3 +192,48 @@ def test_axe_reports_no_violations_in_edited_failed_uploaded_and_zoomed_states(
     page.page.keyboard.press("Enter")
     assert axe_violations(page) == [], "zoomed"
     page.errors.clear()
+
+
+@pytest.fixture(scope="module")
+def net_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return network_files(tmp_path_factory.mktemp("network"))
+
+
+def network_states(p: Page, net: dict[str, Any]) -> None:
+    """Through every state of 'Your own network', with axe and the layout checked in each."""
+    where = p.page.viewport_size
+    p.open()
+    if p.page.is_hidden("#net-drop"):
+        p.page.click("#settings summary")
+    p.after(lambda: p.page.set_input_files("#net-file", str(net["only3x3"])), "error")
+    assert axe_violations(p) == [], ("checkpoint refused", where)
+    p.after(lambda: p.page.set_input_files("#net-file", str(net["model"])), "waiting")
+    assert axe_violations(p) == [], ("layers listed, waiting", where)
+    p.page.select_option("#net-layer", "layer1.1.conv1")
+    p.after(lambda: p.page.set_input_files("#net-acts-file", str(net["layer1.1.conv1"]["input"])))
+    assert axe_violations(p) == [], ("layer shown", where)
+    p.after(lambda: p.page.check("input[name=net-bn][value=none]"))
+    p.after(lambda: p.page.fill("#net-eps", "0"), "error")
+    assert axe_violations(p) == [], ("batch norm off, eps refused", where)
+    assert overflow(p) == [], where
+    # Leaving keeps the 24-channel activations, which the scenario's 4-column W refuses.
+    p.after(lambda: p.page.click("#net-leave"), "error")
+    p.after(lambda: p.page.set_input_files("#net-acts-file", str(net["captured"]["file"])))
+    assert axe_violations(p) == [], ("captured file", where)
+    assert overflow(p) == [], where
+    p.errors.clear()  # the browser logs the refusals
+
+
+def test_axe_reports_no_violations_in_the_network_states(
+    page: Page, phone: Page, net_files: dict[str, Any]
+) -> None:
+    network_states(page, net_files)
+    network_states(phone, net_files)
+
+
+def test_the_network_drop_zones_work_from_the_keyboard(page: Page) -> None:
+    page.open()
+    for zone, chooser in (("#net-drop", "net-file"), ("#net-acts", "net-acts-file")):
+        with page.page.expect_file_chooser() as opened:
+            page.page.locator(zone).press("Enter")
+        assert opened.value.element.get_attribute("id") == chooser

@@ -18,8 +18,8 @@ import {
 } from "./controls.js";
 import { ApiError, VIEWS } from "./experiments.js";
 import * as panels from "./panels.js";
-import { COMPARE, adaptMatrix, curlCommand, fromQuery, premiseHolds, requestToSend, scenarioById, toQuery } from "./state.js";
-import { describe, headline, num, pct, truthLabel } from "./story.js";
+import { COMPARE, adaptMatrix, curlCommand, fromQuery, networkWeights, premiseHolds, requestToSend, scenarioById, toQuery } from "./state.js";
+import { describe, headline, layerNote, layerOption, listingText, networkResult, num, ownLayer, pct, truthLabel } from "./story.js";
 
 const $ = (id) => document.getElementById(id);
 const GRID_MAX = 16; // weight grids up to 16 × 16 are editable cell by cell
@@ -38,19 +38,30 @@ const state = {
   timer: 0,
   status: "loading",
   error: null,
-  /** @type {null|{scenario: string, endpoint: string, request: object, files: object, names: object, response: object}} */
+  /**
+   * "Your own network": whether it is in use (its layer, not the preset, is sent), the weights
+   * file's listing of 1×1 layers (or one being read), the layer picked, its batch norm and ε.
+   */
+  network: freshNetwork(),
+  /** @type {null|{scenario: string, endpoint: string, request: object, files: object, names: object, own: object|null, response: object}} */
   shown: null,
   matrixNote: "",
 };
 
+function freshNetwork() {
+  return { on: false, reading: null, seq: 0, controller: null, listing: null, layer: null, batchnorm: null, eps: undefined, note: "" };
+}
+
 const current = () => scenarioById(state.catalogue, state.scenario);
+/** The weights spec "Your own network" sends, or null when it is not in use. */
+const own = () => (state.network.on ? networkWeights(state.network, state.catalogue.checkpoint) : null);
 const endpoint = () => current().endpoint;
 const fileNames = (files) => ({ input: files.input ? files.input.name : undefined, weights: files.weights ? files.weights.name : undefined });
 
 // ---------------------------------------------------------------- requests
 
-function body(request, files) {
-  const spec = requestToSend(request, files);
+function body(request, files, mine) {
+  const spec = requestToSend(request, files, mine);
   if (!files.input && !files.weights) {
     return { body: JSON.stringify(spec), headers: { "Content-Type": "application/json" }, spec };
   }
@@ -85,10 +96,16 @@ async function run() {
     request: structuredClone(state.request),
     files: { ...state.files },
     names: fileNames(state.files),
+    own: own(),
   };
+  const hold = holding();
+  if (hold) {
+    setStatus(hold);
+    return;
+  }
   setStatus("pending");
   try {
-    const req = body(snap.request, snap.files);
+    const req = body(snap.request, snap.files, snap.own);
     const view = VIEWS[snap.endpoint];
     let response;
     if (view && view.run) {
@@ -115,12 +132,21 @@ async function run() {
   }
 }
 
+/** Why the current settings cannot be sent yet: a checkpoint being read, or no activations for its layer. */
+function holding() {
+  const net = state.network;
+  if (!net.on || endpoint() !== COMPARE) return "";
+  if (net.reading) return "pending";
+  return state.files.weights && !state.files.input ? "waiting" : "";
+}
+
 function setStatus(status) {
   state.status = status;
   document.body.dataset.status = status === "pending" ? "loading" : status;
   $("results").dataset.state = status;
   const words = {
-    pending: "Computing your new settings…",
+    pending: state.network.reading ? `Reading the layers of ${state.network.reading}…` : "Computing your new settings…",
+    waiting: "Waiting for the activations that feed your layer (step 2 under “Your own network”). What you see is from the previous settings.",
     error: "Not updated: the server refused the current settings (the message is next to the control). What you see is from the previous settings.",
     ready: "",
   };
@@ -261,8 +287,8 @@ function selectScenario(id) {
   state.scenario = s.id;
   state.request = structuredClone(s.request);
   state.files = { input: null, weights: null };
-  $("input-file").value = "";
-  $("weights-file").value = "";
+  leaveNetwork();
+  for (const chooser of ["input-file", "weights-file", "net-file", "net-acts-file"]) $(chooser).value = "";
   state.matrixNote = "";
   panels.resetCursor();
   syncControls(true);
@@ -272,7 +298,97 @@ function selectScenario(id) {
 function setFile(kind, file) {
   state.files[kind] = file || null;
   if (!file) $(`${kind}-file`).value = "";
+  if (!file && kind === "input") $("net-acts-file").value = "";
+  if (kind === "weights") {
+    // A weights file is read for its 1×1 layers first, whichever control brought it.
+    if (file) {
+      state.network.on = true;
+      listLayers(file);
+      return;
+    }
+    leaveNetwork();
+  }
+  if (!state.files.input && !state.files.weights) state.network.on = false;
   edited(0);
+}
+
+/** Back to the preset: no weights file, the network's choices forgotten (an input file stays). */
+function leaveNetwork() {
+  const net = state.network;
+  if (net.controller) net.controller.abort();
+  state.network = { ...freshNetwork(), seq: net.seq + 1 };
+  state.files.weights = null;
+  $("weights-file").value = "";
+  $("net-file").value = "";
+}
+
+/** Ask the server for the weights file's 1×1 layers; the latest file wins. */
+async function listLayers(file) {
+  const net = state.network;
+  if (net.controller) net.controller.abort();
+  const controller = new AbortController();
+  const seq = ++net.seq;
+  Object.assign(net, { controller, reading: file.name, listing: null, note: "" });
+  edited(0);
+  const form = new FormData();
+  form.append("weights", file);
+  try {
+    const r = await post(state.catalogue.checkpoint.layers_endpoint, { body: form, headers: {} }, controller.signal);
+    const listing = await r.json();
+    if (seq !== state.network.seq) return;
+    net.reading = null;
+    if (state.error && state.error.field && state.error.field.startsWith("weights")) {
+      // The refusal was about the weights file this one replaces.
+      state.error = null;
+      clearErrors();
+    }
+    if (listing.input) {
+      // A file from `onebyone capture`: activations and layer in one, so it is the input.
+      const replaced = state.files.input ? ` in place of ${state.files.input.name}` : "";
+      state.files.weights = null;
+      state.files.input = file;
+      net.note = `${file.name} came from onebyone capture: it holds the activations (${listing.input.join("×")}) and the layer, so it is the input${replaced}, and the layer comes with it.`;
+    } else {
+      net.listing = listing;
+      if (!listing.layers.some((l) => l.name === net.layer)) net.layer = listing.layers[0].name;
+    }
+    edited(0);
+  } catch (err) {
+    if (seq !== state.network.seq || err.name === "AbortError") return;
+    net.reading = null;
+    clearTimeout(state.timer);
+    if (state.controller) state.controller.abort();
+    state.seq++; // a compare in flight must not cover this refusal
+    const e = err instanceof ApiError ? err : { status: 0, detail: `The server could not be reached: ${err.message}`, field: null, code: null };
+    // Only the checkpoint went with this request: an error without a field is about it.
+    state.error = { status: e.status, detail: e.detail, field: e.field || "weights", code: e.code };
+    syncControls();
+    renderError();
+    setStatus("error");
+  }
+}
+
+function onLayer() {
+  state.network.layer = $("net-layer").value;
+  edited(0);
+}
+
+function onBatchnorm(value) {
+  state.network.batchnorm = value;
+  edited(0);
+}
+
+function onEps() {
+  const input = $("net-eps");
+  const text = input.value;
+  const v = text.trim() === "" ? undefined : parseNumber(text, "float");
+  if (v === null) {
+    input.setAttribute("aria-invalid", "true");
+    return;
+  }
+  input.removeAttribute("aria-invalid");
+  state.network.eps = v;
+  edited(300);
 }
 
 // ---------------------------------------------------------------- controls follow the state
@@ -317,6 +433,7 @@ function syncControls(all = false) {
     $("filterbank").checked = req.input.features === "filterbank";
   }
   $("weights-box").hidden = !compare;
+  $("network-box").hidden = !compare;
   $("experiment-box").hidden = compare;
   if (compare) {
     const w = req.weights || {};
@@ -326,11 +443,14 @@ function syncControls(all = false) {
       $("preset").value = w.matrix ? MATRIX : w.preset || served;
     }
     if (all || !$("preset-params").dataset.key || (w.matrix && $("preset-params").childElementCount)) showWeightParams();
-    $("preset").disabled = hasWeights;
-    $("preset-params").hidden = hasWeights;
+    $("preset").disabled = state.network.on;
+    $("preset-field").hidden = state.network.on;
+    $("preset-params").hidden = state.network.on;
     $("clear-weights").hidden = !hasWeights;
-    $("weights-label").textContent = hasWeights ? `Your 1×1 layer: ${state.files.weights.name} (choose another…)` : "Your own 1×1 layer…";
+    $("weights-hint").hidden = state.network.on; // the network section says what the file may be
+    $("weights-label").textContent = hasWeights ? `Your weights file: ${state.files.weights.name} (choose another…)` : "Your own 1×1 layer…";
     showMatrix();
+    syncNetwork();
   } else if (all || !$("experiment-params").dataset.key) {
     showExperimentParams();
   }
@@ -346,10 +466,47 @@ function syncControls(all = false) {
   showRequest(req);
 }
 
+/** The network section follows its state: files, the listing, the layer, batch norm and ε. */
+function syncNetwork() {
+  const net = state.network;
+  const { input, weights } = state.files;
+  $("weights-errors").hidden = net.on;
+  $("net-drop-label").textContent = weights ? `Checkpoint: ${weights.name} (choose another…)` : "Choose or drop a checkpoint, or a file from onebyone capture…";
+  $("net-acts-label").textContent = input ? `Activations: ${input.name} (choose another…)` : "Choose or drop the activations…";
+  $("net-listing").textContent = net.reading ? `Reading the layers of ${net.reading}…` : net.listing ? listingText(net.listing, weights.name) : net.note;
+  const layers = net.listing ? net.listing.layers : [];
+  const entry = layers.find((l) => l.name === net.layer);
+  // A one-layer file has nothing to pick: the listing's sentence says what it holds.
+  $("net-layer-box").hidden = !entry || !entry.name;
+  if (entry && entry.name) {
+    const select = $("net-layer");
+    const key = JSON.stringify(layers.map((l) => layerOption(l)));
+    if (select.dataset.key !== key) {
+      select.dataset.key = key;
+      select.replaceChildren(...layers.map((l) => el("option", { value: l.name, textContent: layerOption(l) })));
+    }
+    if (document.activeElement !== select) select.value = net.layer;
+    $("net-layer-note").textContent = layerNote(entry);
+    const bn = entry.batchnorm;
+    $("net-bn-box").hidden = !bn;
+    $("net-eps-field").hidden = !bn;
+    if (bn) {
+      $("net-bn-legend").textContent = `The batch norm after it, ${bn.name}`;
+      const choice = net.batchnorm || state.catalogue.checkpoint.batchnorm[0].id;
+      for (const radio of document.querySelectorAll("input[name=net-bn]")) radio.checked = radio.value === choice;
+      const eps = $("net-eps");
+      if (document.activeElement !== eps) eps.value = String(net.eps ?? state.catalogue.checkpoint.eps.default);
+    }
+  }
+  const s = state.shown;
+  $("net-result").textContent = net.on && s && s.own && s.endpoint === COMPARE ? networkResult(s.response, s.names) : "";
+  $("net-leave").hidden = !net.on;
+}
+
 function showMatrix() {
   const w = state.request.weights || {};
   const r = state.shown && state.shown.endpoint === COMPARE ? state.shown.response : null;
-  if (state.files.weights) hideGrid();
+  if (state.network.on) hideGrid();
   else if (w.matrix && w.matrix.length <= GRID_MAX && w.matrix[0].length <= GRID_MAX) {
     const bias = Array.isArray(w.bias) ? w.bias : w.matrix.map(() => Number(w.bias || 0));
     showGrid(w.matrix, bias, onCell, true);
@@ -359,7 +516,8 @@ function showMatrix() {
     const matrix = Array.from({ length: k }, (_, i) => Array.from(wm.values.subarray(i * c, (i + 1) * c)));
     showGrid(matrix, Array.from(fromValues(r.heatmaps.bias).values), onCell, false);
   } else hideGrid();
-  $("matrix-note").textContent = state.matrixNote;
+  const bn = state.network.on && r && r.layer.batchnorm;
+  $("matrix-note").textContent = bn ? `W′ and b′: ${r.layer.checkpoint_layer} with ${bn.name} folded in.` : state.matrixNote;
 }
 
 function showScenarios() {
@@ -408,6 +566,7 @@ function render() {
       luts: state.luts,
       weight: fromValues(r.heatmaps.weight),
       bias: fromValues(r.heatmaps.bias),
+      titles: s.own ? layerTitles(r) : undefined,
     });
     renderNumbers(r);
     renderWeightPicture(r);
@@ -418,6 +577,15 @@ function render() {
   } else {
     VIEWS[s.endpoint].show($("experiment"), s.response, { request: s.request, luts: state.luts });
   }
+}
+
+/** A network's layer names its columns: the conv, the batch norm folded into it, the ReLU. */
+function layerTitles(r) {
+  const l = r.layer;
+  if (!l.checkpoint_layer) return undefined;
+  // The batch norm's full name is in the numbers and the story; a column title stays short.
+  const bn = l.batchnorm ? " + BN" : "";
+  return { conv_relu: `${l.checkpoint_layer}${bn} → ReLU`, pre_activation: `${l.checkpoint_layer}${bn}, before the ReLU` };
 }
 
 function renderStory() {
@@ -466,6 +634,9 @@ function renderNumbers(r) {
     $("n-truth-label").textContent = `Marking "${truthLabel(name)}": 1×1 + ReLU / ReLU-only / all-zero map`;
     $("n-truth").textContent = `${pct(t.conv_relu.agreement)} / ${pct(t.relu_only.agreement)} / ${pct(1 - t.fraction_true)}`;
   }
+  const mine = state.shown.own ? ownLayer(r, state.shown.names) : "";
+  $("n-layer-box").hidden = !mine;
+  $("n-layer").textContent = mine;
   const t = r.timings_ms;
   $("n-device").textContent = `${r.device} / ${t.compute.toFixed(2)} ms compute, ${Object.values(t).reduce((a, b) => a + b, 0).toFixed(1)} ms in all`;
 }
@@ -510,7 +681,7 @@ function renderError() {
 function updateShare() {
   history.replaceState(null, "", toQuery({ scenario: state.scenario, request: state.request, view: state.view }));
   const names = fileNames(state.files);
-  const spec = requestToSend(state.request, state.files);
+  const spec = requestToSend(state.request, state.files, own());
   $("curl").textContent = curlCommand(location.origin, endpoint(), spec, names, $("curl-format").value || "json");
   const files = [names.input, names.weights].filter(Boolean);
   $("link-note").textContent = files.length
@@ -536,7 +707,7 @@ async function download(format) {
   const path = endpoint();
   const query = path === COMPARE ? `?format=${format}` : "";
   try {
-    const r = await post(path + query, body(state.request, state.files));
+    const r = await post(path + query, body(state.request, state.files, own()));
     const url = URL.createObjectURL(await r.blob());
     const a = el("a", { href: url, download: path === COMPARE ? `onebyone.${format}` : `onebyone-${path.split("/").pop()}.json` });
     a.click();
@@ -583,28 +754,22 @@ function wire() {
   $("reset").addEventListener("click", () => selectScenario(state.scenario));
   $("input-file").addEventListener("change", () => setFile("input", $("input-file").files[0]));
   $("weights-file").addEventListener("change", () => setFile("weights", $("weights-file").files[0]));
+  $("net-file").addEventListener("change", () => setFile("weights", $("net-file").files[0]));
+  const networkInput = (file) => {
+    state.network.on = true;
+    setFile("input", file);
+  };
+  $("net-acts-file").addEventListener("change", () => networkInput($("net-acts-file").files[0]));
   $("clear-input").addEventListener("click", () => setFile("input", null));
   $("clear-weights").addEventListener("click", () => setFile("weights", null));
-  const drop = $("drop");
-  const choose = () => $("input-file").click();
-  drop.addEventListener("click", choose);
-  drop.addEventListener("keydown", (e) => {
-    if (e.key === "Enter" || e.key === " ") {
-      e.preventDefault();
-      choose();
-    }
-  });
-  drop.addEventListener("dragover", (e) => {
-    e.preventDefault();
-    drop.classList.add("over");
-  });
-  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-  drop.addEventListener("drop", (e) => {
-    e.preventDefault();
-    drop.classList.remove("over");
-    if (e.dataTransfer.files.length) setFile("input", e.dataTransfer.files[0]);
-  });
+  $("net-leave").addEventListener("click", () => setFile("weights", null));
+  dropZone($("drop"), $("input-file"), (f) => setFile("input", f));
+  dropZone($("net-drop"), $("net-file"), (f) => setFile("weights", f));
+  dropZone($("net-acts"), $("net-acts-file"), networkInput);
   $("weights-choose").addEventListener("click", () => $("weights-file").click());
+  $("net-layer").addEventListener("change", onLayer);
+  $("net-bn-box").addEventListener("change", (e) => onBatchnorm(e.target.value));
+  $("net-eps").addEventListener("input", onEps);
   $("copy-link").addEventListener("click", () => copy(location.href, state.files.input || state.files.weights ? "Link copied, without the files (see the note)." : "Link copied."));
   $("copy-curl").addEventListener("click", () => copy($("curl").textContent, "curl command copied."));
   $("curl-format").addEventListener("change", updateShare);
@@ -618,6 +783,28 @@ function wire() {
     if (window.innerWidth === width || !state.shown || state.shown.endpoint !== COMPARE) return;
     width = window.innerWidth;
     render();
+  });
+}
+
+/** A file drop zone: click, Enter or Space opens the chooser; a dropped file goes to onFile. */
+function dropZone(zone, chooser, onFile) {
+  const choose = () => chooser.click();
+  zone.addEventListener("click", choose);
+  zone.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" || e.key === " ") {
+      e.preventDefault();
+      choose();
+    }
+  });
+  zone.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    zone.classList.add("over");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    if (e.dataTransfer.files.length) onFile(e.dataTransfer.files[0]);
   });
 }
 

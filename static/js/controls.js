@@ -153,6 +153,25 @@ export function buildControls(cat, available) {
   $("drop-hint").textContent = `${cat.files.input.description} Accepted: ${cat.files.input.extensions.join(" ")}`;
   $("weights-hint").textContent = `${cat.files.weights.description} Accepted: ${cat.files.weights.extensions.join(" ")}`;
   fillSelect($("curl-format"), cat.formats.map((f) => [f, f]));
+  const cp = cat.checkpoint;
+  $("net-file").accept = cat.files.weights.extensions.join(",");
+  $("net-acts-file").accept = cat.files.input.extensions.join(",");
+  $("net-ckpt-hint").textContent =
+    `A state dict as torch.save writes it (read with weights_only=True; {"state_dict": …} and module. prefixes are fine), ` +
+    `or a file from onebyone capture. Accepted: ${cat.files.weights.extensions.join(" ")}`;
+  $("net-acts-hint").textContent =
+    `What goes into that layer for one image, (C, H, W): from a forward hook, or from onebyone capture, whose file holds the layer too (then it is all you need). ` +
+    `Accepted: ${cat.files.input.extensions.join(" ")}`;
+  $("net-bn-box").replaceChildren(
+    el("legend", { id: "net-bn-legend", textContent: "The batch norm after it" }),
+    ...cp.batchnorm.map((c, i) =>
+      el("label", {}, el("input", { type: "radio", name: "net-bn", value: c.id, checked: i === 0 }), ` ${c.label}`),
+    ),
+  );
+  const eps = $("net-eps");
+  eps.placeholder = String(cp.eps.default);
+  if (cp.eps.max !== null) eps.max = String(cp.eps.max);
+  $("net-eps-hint").textContent = cp.eps.description;
 }
 
 /**
@@ -250,9 +269,9 @@ export function showError(err, extra = []) {
   box.replaceChildren(el("span", { textContent: `${err.status ? `${err.status}: ` : ""}${err.detail}` }), ...extra);
   box.hidden = false;
   box.dataset.field = err.field || "";
-  const control =
-    document.querySelector(`[data-field="${CSS.escape(err.field || "")}"]`) ||
-    (target && document.querySelector(`[data-field="${CSS.escape(target)}"]`));
+  // The control beside the slot first: two controls may send the same field (a weights file).
+  const near = (f) => (box.closest("fieldset") || document).querySelector(`[data-field="${CSS.escape(f)}"]`) || document.querySelector(`[data-field="${CSS.escape(f)}"]`);
+  const control = near(err.field || "") || (target && near(target));
   if (control) {
     control.setAttribute("aria-invalid", "true");
     const ids = (control.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);

@@ -26,6 +26,9 @@ export function columnTitle(col) {
   return titles[col] || (col.startsWith("truth:") ? `Truth: ${truthLabel(col.slice(6))}` : col);
 }
 
+/** A column's title: the response's own (a network's layer names) or the usual one. */
+const titleOf = (col) => (model && model.titles && model.titles[col]) || columnTitle(col);
+
 const SHORT = { input: "x", relu_only: "relu(x)", conv_relu: "relu(Wx+b)", pre_activation: "Wx+b", delta: "relu(Wx+b) − relu(x)" };
 
 /** What the panels show now; set by show(). */
@@ -106,7 +109,7 @@ function build(root, cols, rows, h, w) {
         "aria-describedby": "panel-keys",
         dataset: { col, ch: String(i) },
       });
-      row.append(el("div", { className: "cellbox" }, canvas, el("span", { className: "cap", textContent: `${SHORT[col] || columnTitle(col)} · ${i}`, "aria-hidden": "true" })));
+      row.append(el("div", { className: "cellbox" }, canvas, el("span", { className: "cap", textContent: `${SHORT[col] || titleOf(col)} · ${i}`, "aria-hidden": "true" })));
     }
     frag.append(row);
   }
@@ -118,7 +121,8 @@ function build(root, cols, rows, h, w) {
  * change; otherwise redraws in place (focus and cursor stay).
  * @param {HTMLElement} root
  * @param {{maps: object, cols: string[], names: string[], stride: number, height: number, width: number,
- *   scale: "shared"|"channel", luts: object, weight: object, bias: object}} m
+ *   scale: "shared"|"channel", luts: object, weight: object, bias: object, titles?: Record<string, string>}} m
+ *   titles: column titles that replace the usual ones (a network's layer and batch norm)
  */
 export function show(root, m) {
   model = m;
@@ -137,7 +141,7 @@ export function show(root, m) {
   for (const box of root.querySelectorAll(".colhead")) {
     const hm = m.maps[box.dataset.col];
     const shared = scaleFor(hm.lo, hm.hi, "shared", 0);
-    box.querySelector("strong").textContent = `${columnTitle(box.dataset.col)} · ${hm.channels} ch`;
+    box.querySelector("strong").textContent = `${titleOf(box.dataset.col)} · ${hm.channels} ch`;
     drawBar(box.querySelector("canvas"), shared);
     const labels = m.scale === "shared" ? [fmt(shared.min, 3), shared.diverging ? "0" : "", fmt(shared.max, 3)] : ["per-channel", "", "scales"];
     box.querySelectorAll(".ticks span").forEach((s, i) => (s.textContent = labels[i]));
@@ -149,7 +153,7 @@ export function show(root, m) {
   for (const canvas of root.querySelectorAll("canvas.cell")) {
     const name = m.names[Number(canvas.dataset.ch)];
     const what = ["input", "relu_only"].includes(canvas.dataset.col) && name ? name : `channel ${canvas.dataset.ch}`;
-    canvas.setAttribute("aria-label", `${columnTitle(canvas.dataset.col)}, ${what}`);
+    canvas.setAttribute("aria-label", `${titleOf(canvas.dataset.col)}, ${what}`);
     delete canvas.dataset.drawn;
   }
   if (observer) observer.disconnect();
@@ -207,7 +211,7 @@ function readout(at) {
   const values = { col, row: ch, y: y * m.stride, x: x * m.stride, k, x_vector: v.x, w: v.w, b: v.b, pre_activation: v.pre, conv_relu: v.conv };
   if (ch < v.x.length) Object.assign(values, { input: v.x[ch], relu_only: v.relu[ch] });
   if (col.startsWith("truth:")) values.truth = valueAt(m.maps[col], 0, y, x);
-  const where = `Pixel (${values.y}, ${values.x})${m.stride > 1 ? ` (every ${m.stride}th pixel shown)` : ""}, ${columnTitle(col)}, channel ${ch}`;
+  const where = `Pixel (${values.y}, ${values.x})${m.stride > 1 ? ` (every ${m.stride}th pixel shown)` : ""}, ${titleOf(col)}, channel ${ch}`;
   const lines = [
     el("p", { className: "ro-where" }, el("strong", { textContent: where })),
     el(
@@ -219,7 +223,7 @@ function readout(at) {
     el("p", {}, el("span", { className: "ro-key", textContent: `x (input, ${v.x.length} channels): ` }), vectorText(v.x, m.names)),
     el("p", {}, el("span", { className: "ro-key", textContent: "ReLU-only, relu(x): " }), vectorText(v.relu, m.names)),
   ];
-  if (values.truth !== undefined) lines.push(el("p", { textContent: `${columnTitle(col)}: ${values.truth ? "yes" : "no"}` }));
+  if (values.truth !== undefined) lines.push(el("p", { textContent: `${titleOf(col)}: ${values.truth ? "yes" : "no"}` }));
   const out = $("readout");
   out.replaceChildren(...lines);
   out.dataset.values = JSON.stringify(values);
@@ -334,7 +338,7 @@ export function zoom(canvas) {
   big.getContext("2d").drawImage(canvas, 0, 0);
   big.style.aspectRatio = `${canvas.width} / ${canvas.height}`;
   const scale = scaleFor(hm.lo, hm.hi, model.scale, c);
-  $("zoom-title").textContent = `${columnTitle(col)} · channel ${c}${model.names[c] && ["input", "relu_only"].includes(col) ? ` (${model.names[c]})` : ""}`;
+  $("zoom-title").textContent = `${titleOf(col)} · channel ${c}${model.names[c] && ["input", "relu_only"].includes(col) ? ` (${model.names[c]})` : ""}`;
   $("zoom-range").textContent = `values ${fmt(hm.lo[c])} … ${fmt(hm.hi[c])}; colour scale ${fmt(scale.min)} … ${fmt(scale.max)} (${scale.diverging ? "diverging, 0 at the centre" : "sequential from 0"})`;
   $("zoom").showModal();
 }

@@ -128,19 +128,43 @@ export function fromQuery(search, catalogue) {
 
 /**
  * The request as the server should get it: upload-only fields only with an uploaded input,
- * and no weights spec when a weights file holds the layer.
+ * and with a weights file or "Your own network" in use, the weights it names (`own`) in place
+ * of the preset.
  * @param {object} request
  * @param {{input?: File|null, weights?: File|null}} files
+ * @param {object|null} own the network's weights spec (networkWeights), or null when not in use
  * @returns {object}
  */
-export function requestToSend(request, files) {
+export function requestToSend(request, files, own = null) {
   const r = structuredClone(request);
   if (r.input && !(files && files.input)) {
     delete r.input.layout;
     delete r.input.features;
   }
-  if (files && files.weights && r.weights) r.weights = {};
+  if (own) r.weights = structuredClone(own);
+  else if (files && files.weights && r.weights) r.weights = {};
   return r;
+}
+
+/**
+ * What "Your own network" sends as `weights`: the layer picked from the checkpoint's listing
+ * (no name for a one-layer file), and where a batch norm follows it, the choice about it and
+ * its ε. Without a listing (a file from `onebyone capture` as the input) nothing: the layer
+ * comes with the activations.
+ * @param {{listing: object|null, layer: string|null, batchnorm: string|null, eps: number|undefined}} network
+ * @param {{batchnorm: {id: string}[], eps: {default: number}}} controls the catalogue's checkpoint entry
+ * @returns {object}
+ */
+export function networkWeights(network, controls) {
+  const out = {};
+  const entry = network.listing ? network.listing.layers.find((l) => l.name === network.layer) : null;
+  if (!entry) return out;
+  if (entry.name) out.layer = entry.name;
+  if (entry.batchnorm) {
+    out.batchnorm = network.batchnorm || controls.batchnorm[0].id;
+    out.eps = network.eps ?? controls.eps.default;
+  }
+  return out;
 }
 
 /**
@@ -179,8 +203,9 @@ export function curlCommand(origin, endpoint, request, files, format = "json") {
   const url = shellQuote(`${origin}${endpoint}${query}`);
   const name = compare ? `onebyone.${format}` : `onebyone-${endpoint.split("/").pop()}.json`;
   const out = ` -o ${name}`;
-  if (files && files.input) {
-    const parts = [`-F ${shellQuote(`input=@${files.input}`)}`];
+  if (files && (files.input || files.weights)) {
+    const parts = [];
+    if (files.input) parts.push(`-F ${shellQuote(`input=@${files.input}`)}`);
     if (files.weights) parts.push(`-F ${shellQuote(`weights=@${files.weights}`)}`);
     parts.push(`-F ${shellQuote(`spec=${JSON.stringify(request)}`)}`);
     return `curl -sS -X POST ${url} ${parts.join(" ")}${out}`;

@@ -169,7 +169,10 @@ export function describe(request, endpoint, r, catalogue, files) {
     );
   }
   const wts = request.weights;
-  if (files.weights) {
+  const yours = r && r.layer ? ownLayer(r, files) : "";
+  if (yours) {
+    parts.push(`Weights: ${yours}.`);
+  } else if (files.weights) {
     parts.push(`Weights: your 1×1 layer ${files.weights}.`);
   } else if (wts && wts.matrix) {
     const names = (r && r.channel_names) || [];
@@ -196,6 +199,89 @@ export function describe(request, endpoint, r, catalogue, files) {
   const given = own.filter((key) => request[key] !== undefined).map((key) => `${key} ${JSON.stringify(request[key])}`);
   if (given.length) parts.push(`Experiment settings: ${given.join(", ")}.`);
   return parts.join(" ");
+}
+
+/**
+ * The layer a response used when it came from the learner's own file, in words; "" otherwise.
+ * @param {object} r the CompareReport
+ * @param {{input?: string, weights?: string}} files names of uploaded files
+ * @returns {string} e.g. "layer1.0.conv1 of your checkpoint model.pt, with layer1.0.bn1 folded in (ε 0.00001)"
+ */
+export function ownLayer(r, files) {
+  const l = r.layer;
+  const [k, c] = r.shapes.weight;
+  if (r.weights_source.startsWith("input-file:")) {
+    return `the ${c} → ${k} layer that came with your file ${files.input} (from onebyone capture, its batch norm already folded)`;
+  }
+  if (l.checkpoint_layer === null || l.checkpoint_layer === undefined) return "";
+  const name = l.checkpoint_layer ? `${l.checkpoint_layer} of your checkpoint ${files.weights}` : `your 1×1 layer ${files.weights}`;
+  let bn = "";
+  if (l.batchnorm) bn = `, with ${l.batchnorm.name} folded in (ε ${l.batchnorm.eps}${l.batchnorm.affine ? "" : ", no γ and β"})`;
+  else if (l.batchnorm_follows) bn = `, raw: without ${l.batchnorm_follows}, the batch norm after it`;
+  return `${name} (${c} → ${k} channels)${bn}`;
+}
+
+/**
+ * What a checkpoint's listing offers, in words.
+ * @param {object} listing CheckpointLayers
+ * @param {string} file its name
+ * @returns {string}
+ */
+export function listingText(listing, file) {
+  const ones = listing.layers;
+  if (ones.length === 1 && !ones[0].name) {
+    const l = ones[0];
+    return `${file}: one 1×1 layer, ${l.in_channels} → ${l.out_channels} channels${l.bias ? ", with a bias" : ""}.`;
+  }
+  const wrap = listing.wrappers.length ? `; ${listing.wrappers.map((w) => `“${w}”`).join(", ")} unwrapped` : "";
+  const other = listing.other_convs ? ` ${plural(listing.other_convs, "larger conv is", "larger convs are")} not offered.` : "";
+  return `${file} (${listing.format}${wrap}): ${plural(ones.length, "1×1 conv", "1×1 convs")} and ${plural(listing.batchnorms, "batch norm", "batch norms")}.${other}`;
+}
+
+/**
+ * One layer of a listing, for its option in the layer select.
+ * @param {object} l CheckpointLayer
+ * @returns {string} e.g. "layer1.0.conv1 · 16 → 8 · then layer1.0.bn1"
+ */
+export function layerOption(l) {
+  return `${l.name} · ${l.in_channels} → ${l.out_channels}${l.bias ? " + bias" : ""}${l.batchnorm ? ` · then ${l.batchnorm.name}` : ""}`;
+}
+
+/**
+ * The chosen layer in a sentence: its sizes and the batch norm after it.
+ * @param {object} l CheckpointLayer
+ * @returns {string}
+ */
+export function layerNote(l) {
+  const size = `${plural(l.out_channels, "filter", "filters")} over ${plural(l.in_channels, "channel", "channels")}, ${l.bias ? "with" : "no"} bias.`;
+  if (!l.batchnorm) return `${size} No batch norm follows it by name: the conv is the layer.`;
+  const bn = l.batchnorm;
+  const mismatch = bn.channels !== l.out_channels ? ` It has ${bn.channels} channels, not ${l.out_channels}, so it cannot be folded.` : "";
+  return `${size} ${bn.name} follows it${bn.affine ? "" : " (no γ and β)"}.${mismatch}`;
+}
+
+/**
+ * What the maps of a network's layer show, from the response on screen.
+ * @param {object} r the CompareReport
+ * @param {{input?: string, weights?: string}} files names of uploaded files
+ * @returns {string}
+ */
+export function networkResult(r, files) {
+  const l = r.layer;
+  if (r.weights_source.startsWith("input-file:")) {
+    return `The layer came with ${files.input}, with its batch norm folded by onebyone capture: the right column is what your network computes after that ReLU.`;
+  }
+  if (l.checkpoint_layer === null || l.checkpoint_layer === undefined) {
+    return files.input ? `${files.input} holds activations only, no layer: choose the checkpoint above. Until then the maps use the ${r.weights_source.replace("preset:", "")} preset.` : "";
+  }
+  const name = l.checkpoint_layer || files.weights;
+  if (l.batchnorm) {
+    return `${name} with ${l.batchnorm.name} folded in: W′ = γ/√(σ² + ε)·W and b′ = γ(b − μ)/√(σ² + ε) + β, so relu(W′·x + b′) is what your network computes after that ReLU.`;
+  }
+  if (l.batchnorm_follows) {
+    return `The raw conv ${name}, without ${l.batchnorm_follows}: relu(W·x + b) is not what your network computes, which normalises before its ReLU.`;
+  }
+  return `${name} as the file has it: no batch norm follows it by name.`;
 }
 
 /**
