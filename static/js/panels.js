@@ -122,7 +122,7 @@ function build(root, cols, rows, h, w) {
  * @param {HTMLElement} root
  * @param {{maps: object, cols: string[], names: string[], stride: number, height: number, width: number,
  *   scale: "shared"|"channel", luts: object, weight: object, bias: object, titles?: Record<string, string>}} m
- *   titles: column titles that replace the usual ones (a network's layer and batch norm)
+ *   `titles` replace the usual column titles (a network's layer names its columns)
  */
 export function show(root, m) {
   model = m;
