@@ -21,12 +21,12 @@ SEQUENTIAL = "viridis"
 DIVERGING = "RdBu_r"
 
 
-@lru_cache(maxsize=4)
-def colormap(name: str) -> np.ndarray:
-    """A 256-entry RGB lookup table, uint8 (256, 3)."""
+@lru_cache(maxsize=8)
+def colormap(name: str, levels: int = 256) -> np.ndarray:
+    """An RGB lookup table of `levels` entries evenly spaced over the map, uint8 (levels, 3)."""
     from matplotlib import colormaps
 
-    rgba = np.asarray(colormaps[name](np.linspace(0.0, 1.0, 256)))
+    rgba = np.asarray(colormaps[name](np.linspace(0.0, 1.0, levels)))
     lut: np.ndarray = np.rint(rgba[:, :3] * 255).astype(np.uint8)
     return lut
 
