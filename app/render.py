@@ -12,7 +12,7 @@ import base64
 import io
 import math
 from functools import lru_cache
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -70,12 +70,20 @@ def heatmap_stride(arrays: list[torch.Tensor], budget: int) -> int:
     return 1 if most <= budget else math.ceil(math.sqrt(most / budget))
 
 
+def write_npz(arrays: dict[str, np.ndarray], file: BinaryIO) -> None:
+    """The arrays as an uncompressed .npz (float32) into any writable binary file object.
+
+    numpy writes each array from its own memory into the zip in bounded chunks, so no
+    copy of the whole archive is ever made: stream it from a temporary file.
+    """
+    named = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()}
+    np.savez(file, **named)  # type: ignore[arg-type]
+
+
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """write_npz into memory, for callers that want the bytes."""
     buf = io.BytesIO()
-    named: dict[str, Any] = {
-        k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()
-    }
-    np.savez(buf, **named)
+    write_npz(arrays, buf)
     return buf.getvalue()
 
 
