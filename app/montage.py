@@ -492,20 +492,30 @@ def colour_panel(t: torch.Tensor, mode: ScaleMode, step: int) -> Coloured:
     Signed panels use the diverging map with 0 at its middle entry; others start at 0.
     """
     n = t.shape[0]
-    lo, hi = torch.aminmax(t.reshape(n, -1), dim=1)  # (N,), (N,)
+    if t.device.type == "cpu":
+        # numpy, one thread: tiles are small, and torch's thread pool waits on a busy core.
+        full = t.numpy()
+        lo, hi = full.reshape(n, -1).min(axis=1), full.reshape(n, -1).max(axis=1)  # (N,), (N,)
+        sub = full[:, ::step, ::step]  # (N, H', W'), a view
+    else:
+        # Only the ranges and the subsampled values leave the device.
+        lo_t, hi_t = torch.aminmax(t.reshape(n, -1), dim=1)
+        lo, hi = lo_t.cpu().numpy(), hi_t.cpu().numpy()
+        sub = t[:, ::step, ::step].cpu().numpy()
     vmin, vmax = float(lo.min()), float(hi.max())
     diverging = vmin < 0
     if mode == "shared":
-        top = torch.full_like(hi, max(-vmin, vmax) if diverging else vmax)
+        top = np.full(n, max(-vmin, vmax) if diverging else vmax, dtype=np.float32)
     else:
-        top = torch.maximum(-lo, hi) if diverging else hi
+        top = np.maximum(-lo, hi) if diverging else hi
     levels, offset = (DIV_LEVELS, DIV_OFFSET) if diverging else (SEQ_LEVELS, SEQ_OFFSET)
     # value -> offset + base + value · gain, rounded: 0 is entry `base` (the middle if signed).
     base = (levels - 1) / 2 if diverging else 0.0
-    gain = torch.where(top > 0, (levels - 1 - base) / top, torch.zeros_like(top))
-    sub = t[:, ::step, ::step]  # (N, H', W')
-    scaled = (sub * gain[:, None, None]).add_(offset + base + 0.5)
-    codes = scaled.clamp_(offset, offset + levels - 1).to(torch.uint8).cpu().numpy()
+    gain = ((levels - 1 - base) / np.where(top > 0, top, np.inf)).astype(np.float32)
+    scaled = np.multiply(sub, gain[:, None, None], dtype=np.float32)  # (N, H', W')
+    scaled += np.float32(offset + base + 0.5)
+    np.clip(scaled, offset, offset + levels - 1, out=scaled)
+    codes = scaled.astype(np.uint8)
 
     values = f"values {format_value(vmin)} … {format_value(vmax)}"
     if mode == "channel":
