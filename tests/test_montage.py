@@ -297,3 +297,15 @@ def test_palette_holds_both_maps_and_greys() -> None:
     np.testing.assert_array_equal(pal[montage.DIV_OFFSET : montage.INK], colormap(DIVERGING, 119))
     assert pal[montage.WHITE].tolist() == [255, 255, 255]
     assert (pal[montage.INK :, 0] == pal[montage.INK :, 2]).all()  # greys
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_tiles_equal_cpu_tiles() -> None:
+    t = torch.randn(5, 40, 30, generator=torch.Generator().manual_seed(0))
+    for mode in ("shared", "channel"):
+        cpu = montage.colour_panel(t, mode, 2)
+        gpu = montage.colour_panel(t.cuda(), mode, 2)
+        # Ranges may differ in the last bit between devices: allow one palette step.
+        assert np.abs(cpu.codes.astype(int) - gpu.codes.astype(int)).max() <= 1
+        assert cpu.ticks == gpu.ticks and cpu.range_text == gpu.range_text
