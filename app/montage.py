@@ -104,7 +104,9 @@ def text_size(text: str, style: str) -> tuple[int, int]:
     return math.ceil(right) - min(0, int(left)), bottom - top
 
 
-@lru_cache(maxsize=16384)
+# Labels and ticks repeat across requests; range lines and titles vary, so the cache is
+# bounded (a stamp is at most a line of text: a few KiB).
+@lru_cache(maxsize=4096)
 def _stamp(text: str, style: str) -> np.ndarray:
     """`text` as palette indices (h, w), exactly its text_size box: grey ink on white."""
     from PIL import Image, ImageDraw
@@ -317,7 +319,7 @@ def _annotate(pl: PanelLayout, spec: PanelSpec) -> PanelLayout:
     )
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=16)
 def _frame(
     title: str,
     notes: tuple[str, ...],
