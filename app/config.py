@@ -30,7 +30,9 @@ class Settings(BaseSettings):
     max_heatmap_values: int = Field(default=1024 * 1024, ge=1)
     # Input values (C·H·W) of the fit and receptive-field experiments, which do more per value.
     max_experiment_values: int = Field(default=1024 * 1024, ge=1)
-    max_png_channels: int = Field(default=64, ge=1)
+    # Channels of each panel the PNG draws unless ?channels= asks for more (or fewer); the
+    # image says when it left some out. Tiles shrink with their count, so the image stays sane.
+    max_png_channels: int = Field(default=256, ge=1)
     # Explicit weight matrices are echoed as numbers up to this many entries.
     max_echo_weights: int = Field(default=64 * 64, ge=0)
 

@@ -27,18 +27,20 @@ class Generated:
 
 
 def _smooth_fields(rng: np.random.Generator, n: int, h: int, w: int, scale: float) -> np.ndarray:
-    """n spatially smooth random fields with unit standard deviation: (n, H, W).
+    """n spatially smooth random fields with unit standard deviation: (n, H, W) float32.
 
     White noise low-passed with a Gaussian in the Fourier domain; `scale` is the
-    blur radius in pixels, so features are about that wide at any map size.
+    blur radius in pixels, so features are about that wide at any map size. All in
+    float32 (numpy's FFT keeps it): half the bytes of float64, and ample for noise.
     """
-    noise = rng.standard_normal((n, h, w))
+    noise = rng.standard_normal((n, h, w), dtype=np.float32)
     fy = np.fft.fftfreq(h)[:, None]
     fx = np.fft.rfftfreq(w)[None, :]
-    gain = np.exp(-2.0 * (np.pi * scale) ** 2 * (fy**2 + fx**2))  # (H, W//2+1)
-    fields = np.fft.irfft2(np.fft.rfft2(noise) * gain, s=(h, w))
+    gain = np.exp(-2.0 * (np.pi * scale) ** 2 * (fy**2 + fx**2)).astype(np.float32)  # (H, W//2+1)
+    fields = np.fft.irfft2(np.fft.rfft2(noise) * gain, s=(h, w))  # (n, H, W) float32
     std = fields.reshape(n, -1).std(axis=1)
-    return (fields / np.where(std > 0, std, 1.0)[:, None, None]).astype(np.float32)
+    fields /= np.where(std > 0, std, 1.0).astype(np.float32)[:, None, None]
+    return fields
 
 
 def _bump(yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, r: float) -> np.ndarray:
@@ -79,9 +81,11 @@ def smooth(rng: np.random.Generator, c: int, h: int, w: int, p: dict[str, Any]) 
     # a few directions carry most of the variance and each further one carries less.
     strength = np.arange(1, rank + 1) ** -0.75
     mix = (rng.standard_normal((c, rank)) * strength).astype(np.float32)  # (C, R)
+    # numpy's einsum runs in this thread: a BLAS product would wake a thread pool that, on a
+    # busy machine, waits for a core longer than this whole product takes (measured).
     maps = np.einsum("cr,rhw->chw", mix, latent)  # (C, H, W)
-    maps += float(p["noise"]) * rng.standard_normal((c, h, w)).astype(np.float32)
-    return Generated(maps.astype(np.float32), [f"smooth {i}" for i in range(c)])
+    maps += np.float32(p["noise"]) * rng.standard_normal((c, h, w), dtype=np.float32)
+    return Generated(maps, [f"smooth {i}" for i in range(c)])
 
 
 def nonnegative(rng: np.random.Generator, c: int, h: int, w: int, p: dict[str, Any]) -> Generated:

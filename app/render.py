@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import io
 from functools import lru_cache
-from typing import Any
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -20,12 +20,12 @@ SEQUENTIAL = "viridis"
 DIVERGING = "RdBu_r"
 
 
-@lru_cache(maxsize=4)
-def colormap(name: str) -> np.ndarray:
-    """A 256-entry RGB lookup table, uint8 (256, 3)."""
+@lru_cache(maxsize=8)
+def colormap(name: str, levels: int = 256) -> np.ndarray:
+    """An RGB lookup table of `levels` entries evenly spaced over the map, uint8 (levels, 3)."""
     from matplotlib import colormaps
 
-    rgba = np.asarray(colormaps[name](np.linspace(0.0, 1.0, 256)))
+    rgba = np.asarray(colormaps[name](np.linspace(0.0, 1.0, levels)))
     lut: np.ndarray = np.rint(rgba[:, :3] * 255).astype(np.uint8)
     return lut
 
@@ -47,10 +47,18 @@ def subsample(t: torch.Tensor, stride: int) -> torch.Tensor:
     return t[:, ::stride, ::stride] if stride > 1 else t
 
 
+def write_npz(arrays: dict[str, np.ndarray], file: BinaryIO) -> None:
+    """The arrays as an uncompressed .npz (float32) into any writable binary file object.
+
+    numpy writes each array from its own memory into the zip in bounded chunks, so no
+    copy of the whole archive is ever made: stream it from a temporary file.
+    """
+    named = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()}
+    np.savez(file, **named)  # type: ignore[arg-type]
+
+
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """write_npz into memory, for callers that want the bytes."""
     buf = io.BytesIO()
-    named: dict[str, Any] = {
-        k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()
-    }
-    np.savez(buf, **named)
+    write_npz(arrays, buf)
     return buf.getvalue()

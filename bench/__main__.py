@@ -12,15 +12,11 @@ import base64
 import datetime as dt
 import io
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
@@ -30,98 +26,9 @@ from app import compare, mixing, render
 from app.config import Settings
 from app.schemas import CompareRequest
 from bench.chromium import launch
+from bench.png import case_encoders, case_notebook
 from bench.server import ROOT, running
-
-
-def median_ms(fn: Callable[[], Any], repeat: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (
-        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), numpy {np.__version__}, {dev}"
-    )
-
-
-def spec(
-    c: int, h: int, w: int, k: int, gen: str = "smooth", device: str = "auto"
-) -> dict[str, Any]:
-    return {
-        "input": {"generator": gen, "height": h, "width": w, "channels": c},
-        "weights": {"preset": "random", "out_channels": k},
-        "device": device,
-    }
-
-
-# ---------------------------------------------------------------- 1. the notebook way
-
-
-def notebook_png(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> bytes:
-    """What a user writes in a notebook: compute both paths, draw a 3 × C grid with matplotlib."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    relu = torch.relu(x).numpy()
-    conv = torch.relu(torch.nn.functional.conv2d(x[None], w[:, :, None, None], b))[0].numpy()
-    c = x.shape[0]
-    fig, axes = plt.subplots(c, 3, figsize=(6, c * 1.2))
-    for i in range(c):
-        for j, a in enumerate((x.numpy(), relu, conv)):
-            axes[i, j].imshow(a[i], cmap="RdBu_r" if j == 0 else "viridis")
-            axes[i, j].axis("off")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def case_notebook(client: httpx.Client, quick: bool) -> list[list[str]]:
-    body = spec(192, 28, 28, 192)
-    z = np.load(
-        io.BytesIO(client.post("/api/v1/compare", params={"format": "npz"}, json=body).content)
-    )
-    x, w, b = (torch.from_numpy(z[k]) for k in ("input", "weight", "bias"))
-    nb = median_ms(lambda: notebook_png(x, w, b), 1 if quick else 3)
-    ours_png = median_ms(
-        lambda: client.post(
-            "/api/v1/compare", params={"format": "png", "channels": 192}, json=body
-        ),
-        10,
-    )
-    ours_json = median_ms(lambda: client.post("/api/v1/compare", json=body), 10)
-    return [
-        ["notebook: torch + matplotlib 3×192 grid PNG", f"{nb:.0f}", "1×"],
-        [
-            "ours: POST format=png (all 192 channels)",
-            f"{ours_png:.1f}",
-            f"{nb / ours_png:.0f}× faster",
-        ],
-        [
-            "ours: POST format=json (page draws it)",
-            f"{ours_json:.1f}",
-            f"{nb / ours_json:.0f}× faster",
-        ],
-    ]
-
+from bench.timing import alternate, machine, med, median_ms, spec, table
 
 # ---------------------------------------------------------------- 2. the hardware limit
 
@@ -136,10 +43,16 @@ def case_gemm(client: httpx.Client, quick: bool) -> list[list[str]]:
         a = wt.clone()
         m = x.reshape(c, h * w).clone()
         macs = k * c * h * w
-        rep = 3 if quick else 7
-        t_mm = median_ms(lambda: torch.mm(a, m), rep)
-        t_conv = median_ms(lambda: mixing.conv1x1(x, wt, b), rep)
-        t_paths = median_ms(lambda: mixing.run_paths(x, wt, b), rep)
+        # Alternating, so the product and ours see the same moments of a shared machine.
+        t = alternate(
+            {
+                "mm": lambda: torch.mm(a, m),
+                "conv": lambda: mixing.conv1x1(x, wt, b),
+                "paths": lambda: mixing.run_paths(x, wt, b),
+            },
+            rounds=3 if quick else 9,
+        )
+        t_mm, t_conv, t_paths = med(t["mm"]), med(t["conv"]), med(t["paths"])
         body = spec(c, h, w, k, "gaussian", "cpu")
         t_npz = median_ms(
             lambda: client.post("/api/v1/compare", params={"format": "npz"}, json=body), 3
@@ -311,10 +224,7 @@ def case_throughput(quick: bool) -> list[list[str]]:
     return rows
 
 
-def table(head: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
+SECTIONS = ("notebook", "encoders", "gemm", "wire", "browser", "scaling", "throughput")
 
 
 def main() -> None:
@@ -322,11 +232,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     parser.add_argument("--no-browser", action="store_true")
+    parser.add_argument(
+        "--only", choices=SECTIONS, action="append", help="run these sections, print, write nothing"
+    )
     parser.add_argument("--scaling-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.scaling_child:
         _scaling_child(*(int(v) for v in args.scaling_child.split(",")))
         return
+    run = set(args.only or SECTIONS) - ({"browser"} if args.no_browser else set())
 
     parts = [
         "## Latest run",
@@ -339,18 +253,36 @@ def main() -> None:
         "whole requests from a client on loopback to `onebyone serve`.",
     ]
     with running() as (url, _), httpx.Client(base_url=url, timeout=300) as client:
-        parts += ["", "### 1. Against the notebook way (28×28×192 → 192)", ""]
-        parts.append(table(["path", "ms", "ratio"], case_notebook(client, args.quick)))
-        parts += ["", "### 2. Against the hardware limit (CPU GEMM)", ""]
-        parts.append(table(
-            ["case", "torch.mm ms", "GEMM GFLOP/s", "our 1×1 conv ms (% of mm)",
-             "both paths ms", "server compute ms", "HTTP json ms (× compute)",
-             "HTTP npz ms (× compute)"],
-            case_gemm(client, args.quick),
-        ))  # fmt: skip
-        parts += ["", "### 3. On the wire (heatmaps for 4 × 192 × 28 × 28 values)", ""]
-        parts.append(table(["encoding", "bytes per value", "ratio"], case_wire(client)))
-        if not args.no_browser:
+        if "notebook" in run:
+            ratios, split = case_notebook(client, args.quick)
+            parts += [
+                "",
+                "### 1. Against the notebook way (28×28×192 → 192, every channel drawn)",
+                "",
+                "Alternating rounds: one notebook run, then five PNG and five JSON requests.",
+                "",
+                table(["path", "ms", "ratio"], ratios),
+                "",
+                "Where the PNG request's time goes (medians of the server's `Server-Timing`):",
+                "",
+                table(["stage", "ms"], split),
+            ]
+        if "encoders" in run:
+            encoders, floor = case_encoders(args.quick)
+            parts += ["", "### 1b. PNG encoders on the same montage (in process, alternating)", ""]
+            parts += [table(["encoder", "ms", "× ours", "bytes"], encoders), "", floor]
+        if "gemm" in run:
+            parts += ["", "### 2. Against the hardware limit (CPU GEMM)", ""]
+            parts.append(table(
+                ["case", "torch.mm ms", "GEMM GFLOP/s", "our 1×1 conv ms (% of mm)",
+                 "both paths ms", "server compute ms", "HTTP json ms (× compute)",
+                 "HTTP npz ms (× compute)"],
+                case_gemm(client, args.quick),
+            ))  # fmt: skip
+        if "wire" in run:
+            parts += ["", "### 3. On the wire (heatmaps for 4 × 192 × 28 × 28 values)", ""]
+            parts.append(table(["encoding", "bytes per value", "ratio"], case_wire(client)))
+        if "browser" in run:
             parts += [
                 "",
                 "### 4. In the browser (headless Chromium, response → visible canvases drawn)",
@@ -359,19 +291,23 @@ def main() -> None:
             parts.append(table(
                 ["scenario", "canvases", "drawn at once", "ms"], case_browser(url, args.quick)
             ))  # fmt: skip
-    parts += ["", "### 5. Scaling (one JSON comparison in a fresh process, CPU)", ""]
-    parts.append(table(
-        ["C", "H×W", "K", "M MACs", "ms", "G MACs/s", "peak MiB over baseline",
-         "arrays MiB", "peak / arrays"],
-        case_scaling(),
-    ))  # fmt: skip
-    parts += ["", "### 6. Throughput (catdog 4×28×28, 8 concurrent clients)", ""]
-    parts.append(table(
-        ["workers", "clients", "seconds", "requests", "errors", "req/s"], case_throughput(args.quick)
-    ))  # fmt: skip
+    if "scaling" in run:
+        parts += ["", "### 5. Scaling (one JSON comparison in a fresh process, CPU)", ""]
+        parts.append(table(
+            ["C", "H×W", "K", "M MACs", "ms", "G MACs/s", "peak MiB over baseline",
+             "arrays MiB", "peak / arrays"],
+            case_scaling(),
+        ))  # fmt: skip
+    if "throughput" in run:
+        parts += ["", "### 6. Throughput (catdog 4×28×28, 8 concurrent clients)", ""]
+        parts.append(table(
+            ["workers", "clients", "seconds", "requests", "errors", "req/s"],
+            case_throughput(args.quick),
+        ))  # fmt: skip
     report = "\n".join(parts) + "\n"
     print(report)
-    write_between_markers(Path(args.out), report)
+    if not args.only:
+        write_between_markers(Path(args.out), report)
 
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"

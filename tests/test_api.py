@@ -167,13 +167,74 @@ def test_explicit_matrix_and_bias(client: httpx.Client) -> None:
     assert post(client, body).json()["layer"]["weight"] == [[1.0, -1.0], [0.5, 0.5]]
 
 
-def test_png_montage(client: httpx.Client) -> None:
-    r = post(client, {"input": {"generator": "smooth", "channels": 100}}, "png", channels=10)
-    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+def png_of(r: httpx.Response) -> Image.Image:
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/png"
     img = Image.open(io.BytesIO(r.content))
-    assert img.size[0] > 300 and img.size[1] > 10 * 28
-    r2 = post(client, {"input": {"generator": "smooth", "channels": 4}}, "png", scale="channel")
-    assert r2.status_code == 200
+    img.load()
+    return img
+
+
+def test_png_montage_draws_every_channel_in_a_grid(client: httpx.Client) -> None:
+    body = {"input": {"generator": "smooth", "channels": 192}, "weights": {"out_channels": 192}}
+    r = post(client, body, "png")
+    img = png_of(r)
+    assert img.mode == "P"  # a palette PNG: one byte a pixel
+    # 3 × 192 tiles of 28×28 in grids side by side, not a 1:6 column.
+    assert img.size[0] * img.size[1] > 3 * 192 * 28 * 28
+    assert 1 / 3 < img.size[0] / img.size[1] < 3
+    stages = {part.split(";")[0] for part in r.headers["server-timing"].split(", ")}
+    assert {"prepare", "compute", "png_colourmap", "png_text", "png_encode"} <= stages
+
+
+def test_png_channels_caps_the_tiles_and_scale_is_accepted(client: httpx.Client) -> None:
+    body = {"input": {"generator": "smooth", "channels": 100}}
+    few = png_of(post(client, body, "png", channels=10))
+    every = png_of(post(client, body, "png", scale="channel"))
+    # Ten tiles a panel are enlarged (5×) rather than laid out like a hundred.
+    assert few.size != every.size
+
+
+def test_png_single_picture_is_one_enlarged_channel(client: httpx.Client) -> None:
+    body = {"input": {"generator": "smooth", "channels": 8}}
+    one = png_of(post(client, body, "png", panel="conv_relu", channel=3))
+    assert one.size[0] < 700 and one.size[1] > 28 * 8
+    r = client.post(
+        "/api/v1/compare",
+        json=body,
+        params=[("format", "png"), ("panel", "pre_activation"), ("panel", "difference")],
+    )
+    both = png_of(r)
+    assert both.size[0] > one.size[0]
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "code"),
+    [
+        ({"channel": 8}, "channel", "out_of_range"),
+        ({"channel": 1, "channels": 4}, "channel", "conflict"),
+        ({"panel": "bogus"}, "panel.0", "invalid"),
+        ({"channel": -1}, "channel", "invalid"),
+        ({"panel": "difference", "channel": 0}, "panel", "shape_mismatch"),
+    ],
+)
+def test_png_bad_picture_parameters_are_422(
+    client: httpx.Client, params: dict[str, Any], field: str, code: str
+) -> None:
+    body = {"input": {"generator": "smooth", "channels": 8}, "weights": {"out_channels": 4}}
+    r = post(client, body, "png", **params)
+    assert r.status_code == 422, r.text
+    assert (r.json()["field"], r.json()["code"]) == (field, code)
+    assert r.json()["detail"]
+
+
+def test_openapi_documents_the_png_parameters(client: httpx.Client) -> None:
+    spec = client.get("/openapi.json").json()
+    params = {p["name"]: p for p in spec["paths"]["/api/v1/compare"]["post"]["parameters"]}
+    assert "panel=conv_relu&channel=3" in params["channel"]["description"]
+    names = params["panel"]["schema"]["anyOf"][0]["items"]["enum"]
+    assert names == ["input", "relu_only", "pre_activation", "conv_relu", "difference"]
+    assert "ONEBYONE_MAX_PNG_CHANNELS" in params["channels"]["description"]
 
 
 # ---------------------------------------------------------------- uploads

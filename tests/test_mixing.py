@@ -119,3 +119,12 @@ def test_layer_cost_counts_parameters_and_macs() -> None:
         "macs": 192 * 64 * 28 * 28,
     }
     assert mixing.layer_cost(192, 64, 28, 28, 3)["macs"] == 9 * 192 * 64 * 28 * 28
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 7), (5, 200, 200), (2, 1024, 520)])
+def test_relu_matches_numpy_at_every_size(shape: tuple[int, int, int]) -> None:
+    # Small maps go through the one-thread pieces, the largest through torch.relu.
+    x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    np.testing.assert_array_equal(mixing.relu(torch.from_numpy(x)).numpy(), relu(x))
+    t = torch.from_numpy(x).transpose(1, 2)  # not contiguous
+    np.testing.assert_array_equal(mixing.relu(t).numpy(), relu(x.transpose(0, 2, 1)))

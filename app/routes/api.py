@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from app import __version__, catalogue, compare, devices, montage, render, report
+from app.errors import InvalidContent
 from app.gate import ComputeGate
 from app.routes.bodies import parse_body
 from app.routes.deps import ERRORS, SettingsDep, StrictQuery
@@ -256,11 +257,33 @@ async def compare_endpoint(
     format: Annotated[Literal["json", "png", "npz"], Query(description="What to return.")] = "json",
     scale: Annotated[
         Literal["shared", "channel"],
-        Query(description="PNG colour scale: one per panel, or one per channel."),
+        Query(description="PNG colour scale: one range per panel, or one per channel."),
     ] = "shared",
     channels: Annotated[
         int | None,
-        Query(ge=1, le=HARD_SIDE, description="PNG: draw at most this many channels."),
+        Query(
+            ge=1,
+            le=HARD_SIDE,
+            description="PNG: draw at most this many channels of each panel (default: "
+            "ONEBYONE_MAX_PNG_CHANNELS, 256). The image says when channels were left out.",
+        ),
+    ] = None,
+    panel: Annotated[
+        list[montage.PanelName] | None,
+        Query(
+            description="PNG: the panels to draw, in order; repeat it for several "
+            "(`panel=input&panel=pre_activation&panel=conv_relu&panel=difference`). Default: "
+            "input, relu_only, conv_relu. `difference` is conv_relu − relu_only and needs K = C.",
+        ),
+    ] = None,
+    channel: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=HARD_SIDE,
+            description="PNG: draw only this channel of each panel, enlarged: with one `panel` "
+            "it is a single picture (`panel=conv_relu&channel=3`). Not with `channels`.",
+        ),
     ] = None,
     heatmaps: Annotated[
         bool, Query(description="JSON: include the exact values the page draws.")
@@ -271,6 +294,12 @@ async def compare_endpoint(
     Send JSON (a generator and weights), or multipart/form-data with an `input` file,
     an optional `weights` file and an optional `spec` JSON part.
     """
+    if channel is not None and channels is not None:
+        raise InvalidContent(
+            "Give channel (one channel, enlarged) or channels (how many to draw), not both.",
+            field="channel",
+            code="conflict",
+        )
     started = time.perf_counter()
     req, files = await parse_body(request, CompareRequest, ("input", "weights"), "input", settings)
     input_file, weights_file = files["input"], files["weights"]
@@ -280,10 +309,16 @@ async def compare_endpoint(
     def work() -> tuple[bytes | CompareReport, dict[str, float], str]:
         cmp = compare.run(req, settings, input_file, weights_file)
         t0 = time.perf_counter()
+        stages: dict[str, float] = {}
         with torch.inference_mode():
             if format == "png":
-                body: bytes | CompareReport = montage.comparison_png(
-                    cmp, scale, channels or settings.max_png_channels
+                body: bytes | CompareReport
+                body, stages = montage.comparison_png(
+                    cmp,
+                    panels=panel or montage.DEFAULT_PANELS,
+                    channel=channel,
+                    cap=channels or settings.max_png_channels,
+                    scale=scale,
                 )
             elif format == "npz":
                 body = render.npz_bytes(cmp.arrays())
@@ -296,6 +331,7 @@ async def compare_endpoint(
                 )
         timings = {"decode": decode_ms, **cmp.timings_ms}
         timings["encode"] = (time.perf_counter() - t0) * 1e3
+        timings.update(stages)
         if isinstance(body, CompareReport):
             body.timings_ms = {k: round(v, 3) for k, v in timings.items()}
             body = body.model_dump_json().encode()  # serialised off the event loop

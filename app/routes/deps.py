@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import types
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from fastapi import Depends, Request
 
@@ -36,14 +37,21 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _query_names(dependant: Any) -> set[str]:
-    """The query parameters a route declares, its dependencies' included."""
+def _query_params(dependant: Any) -> dict[str, bool]:
+    """The query parameters a route declares, its dependencies' included: name -> repeatable.
+
+    A parameter typed as a list (e.g. `panel=input&panel=conv_relu`) may be given repeatedly.
+    """
     if dependant is None:
-        return set()
-    names = {p.alias for p in dependant.query_params}
+        return {}
+    params = {}
+    for p in dependant.query_params:
+        annotation = p.field_info.annotation
+        kinds = get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else ()
+        params[p.alias] = any(get_origin(a) is list for a in (annotation, *kinds))
     for sub in dependant.dependencies:
-        names |= _query_names(sub)
-    return names
+        params |= _query_params(sub)
+    return params
 
 
 def strict_query(request: Request) -> None:
@@ -52,7 +60,7 @@ def strict_query(request: Request) -> None:
     `?format=json&format=npz` or a typo such as `?fromat=png` can only be a mistake;
     silently taking the last value or ignoring the name would hide it.
     """
-    allowed = _query_names(getattr(request.scope.get("route"), "dependant", None))
+    allowed = _query_params(getattr(request.scope.get("route"), "dependant", None))
     names = [name for name, _ in request.query_params.multi_items()]
     for name in names:
         if name not in allowed:
@@ -62,7 +70,7 @@ def strict_query(request: Request) -> None:
                 field=name if name.isidentifier() and len(name) <= 40 else None,
                 code="unknown_parameter",
             )
-        if names.count(name) > 1:
+        if names.count(name) > 1 and not allowed[name]:
             raise InvalidContent(
                 f"The query parameter {name!r} is given {names.count(name)} times; give it once.",
                 field=name,
