@@ -457,6 +457,11 @@ def test_query_parameters_are_strict(
     assert (r.json()["field"], r.json()["code"]) == (field, code)
 
 
+def test_a_list_parameter_may_repeat(client: httpx.Client) -> None:
+    r = client.post("/api/v1/compare?format=png&panel=input&panel=conv_relu", json={})
+    assert r.status_code == 200 and r.content.startswith(b"\x89PNG")
+
+
 def test_a_repeated_multipart_part_is_refused(client: httpx.Client) -> None:
     parts = [("input", ("a.npy", files.npy(X))), ("input", ("b.npy", files.npy(X)))]
     r = client.post("/api/v1/compare", files=parts)
