@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from axe_playwright_python.sync_playwright import Axe
@@ -237,3 +239,32 @@ def test_the_network_drop_zones_work_from_the_keyboard(page: Page) -> None:
         with page.page.expect_file_chooser() as opened:
             page.page.locator(zone).press("Enter")
         assert opened.value.element.get_attribute("id") == chooser
+
+
+def test_the_enlarged_channel_downloads_as_its_own_png(page: Page, server: str) -> None:
+    page.open("?scenario=relu-on-relu")
+    page.page.focus('canvas.cell[data-col="conv_relu"][data-ch="2"]')
+    page.page.keyboard.press("Enter")
+    with page.page.expect_download() as info:
+        page.page.click("#zoom-png")
+    download = info.value
+    assert download.suggested_filename == "onebyone-conv_relu-2.png"
+    data = Path(download.path()).read_bytes()
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        assert img.format == "PNG"
+        single = img.size
+    # The same request from a script gives the same picture.
+    spec = {
+        "input": {"generator": "nonnegative", "height": 28, "width": 28, "channels": 8},
+        "weights": {"preset": "random", "out_channels": 8, "seed": 0},
+    }
+    r = httpx.post(
+        f"{server}/api/v1/compare",
+        params={"format": "png", "panel": "conv_relu", "channel": 2, "scale": "shared"},
+        json=spec,
+    )
+    assert r.status_code == 200 and r.content == data
+    with Image.open(io.BytesIO(r.content)) as img:
+        assert img.size == single

@@ -703,13 +703,25 @@ async function copy(text, done) {
   }
 }
 
-async function download(format) {
+/**
+ * Download what is shown in a format; `picture` ({panel, channel}) asks for one channel's PNG.
+ * @param {string} format
+ * @param {{panel: string, channel: string}} [picture]
+ */
+async function download(format, picture) {
   const path = endpoint();
-  const query = path === COMPARE ? `?format=${format}` : "";
+  const params = new URLSearchParams({ format });
+  if (picture) {
+    params.set("panel", picture.panel);
+    params.set("channel", picture.channel);
+    params.set("scale", state.view.scale);
+  }
+  const query = path === COMPARE ? `?${params}` : "";
   try {
     const r = await post(path + query, body(state.request, state.files, own()));
     const url = URL.createObjectURL(await r.blob());
-    const a = el("a", { href: url, download: path === COMPARE ? `onebyone.${format}` : `onebyone-${path.split("/").pop()}.json` });
+    const name = picture ? `onebyone-${picture.panel}-${picture.channel}.png` : `onebyone.${format}`;
+    const a = el("a", { href: url, download: path === COMPARE ? name : `onebyone-${path.split("/").pop()}.json` });
     a.click();
     setTimeout(() => URL.revokeObjectURL(url), 10_000);
   } catch (err) {
@@ -776,6 +788,7 @@ function wire() {
   $("download-png").addEventListener("click", () => download("png"));
   $("download-npz").addEventListener("click", () => download("npz"));
   $("download-json").addEventListener("click", () => download("json"));
+  $("zoom-png").addEventListener("click", () => download("png", { panel: $("zoom").dataset.col, channel: $("zoom").dataset.ch }));
   panels.setup($("panels"));
   let width = window.innerWidth;
   window.addEventListener("resize", () => {

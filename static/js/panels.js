@@ -340,6 +340,10 @@ export function zoom(canvas) {
   const scale = scaleFor(hm.lo, hm.hi, model.scale, c);
   $("zoom-title").textContent = `${titleOf(col)} · channel ${c}${model.names[c] && ["input", "relu_only"].includes(col) ? ` (${model.names[c]})` : ""}`;
   $("zoom-range").textContent = `values ${fmt(hm.lo[c])} … ${fmt(hm.hi[c])}; colour scale ${fmt(scale.min)} … ${fmt(scale.max)} (${scale.diverging ? "diverging, 0 at the centre" : "sequential from 0"})`;
+  // The server draws the same channel as its own picture; ground-truth masks are not panels.
+  $("zoom").dataset.col = col;
+  $("zoom").dataset.ch = String(c);
+  $("zoom-png").hidden = col.startsWith("truth:");
   $("zoom").showModal();
 }
 
