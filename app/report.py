@@ -75,8 +75,8 @@ def summary(cmp: Comparison, raw: RawStats) -> Summary:
     x, p = cmp.x, cmp.paths
     identical, difference = False, None
     if p.relu_only.shape == p.conv_relu.shape:
-        identical = torch.equal(p.relu_only, p.conv_relu)
-        difference = 0.0 if identical else float((p.relu_only - p.conv_relu).abs().max())
+        difference = mixing.max_abs_difference(p.relu_only, p.conv_relu)
+        identical = difference == 0.0  # both outputs are finite
     return Summary(
         relu_only_changed=int(raw["input"]["negative_count"].sum()),
         relu_only_values=x.numel(),

@@ -81,6 +81,24 @@ def test_channel_stats_against_numpy() -> None:
     np.testing.assert_array_equal(s["negative_count"].numpy(), [1, 0])
 
 
+@pytest.mark.parametrize("shape", [(40, 250, 200), (3, 1100, 1000)])
+def test_channel_stats_in_blocks_against_numpy(shape: tuple[int, int, int]) -> None:
+    # Over a million values: reduced in several row blocks, or one row at a time.
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(shape).astype(np.float32)
+    x[x > 1.5] = 0.0
+    s = mixing.channel_stats(torch.from_numpy(x))
+    flat = x.reshape(shape[0], -1)
+    np.testing.assert_array_equal(s["min"].numpy(), flat.min(1))
+    np.testing.assert_array_equal(s["max"].numpy(), flat.max(1))
+    np.testing.assert_allclose(s["mean"].numpy(), flat.mean(1, dtype=np.float64), atol=1e-5)
+    np.testing.assert_array_equal(s["zero_count"].numpy(), (flat == 0).sum(1))
+    np.testing.assert_array_equal(s["negative_count"].numpy(), (flat < 0).sum(1))
+    y = torch.from_numpy(np.roll(x, 1, axis=0))
+    expected = float(np.abs(x - y.numpy()).max())
+    assert mixing.max_abs_difference(torch.from_numpy(x), y) == expected
+
+
 @settings(max_examples=60, deadline=None)
 @given(maps_strategy)
 def test_relu_stats_equal_stats_of_the_relu(x: np.ndarray) -> None:
