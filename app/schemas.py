@@ -123,12 +123,38 @@ class ErrorResponse(BaseModel):
     )
 
 
+class Admission(BaseModel):
+    """What this worker's compute gate holds now; with --workers N each worker has its own."""
+
+    worker: int = Field(description="The process id of the worker that answered.")
+    slots: int = Field(description="Threads that compute at once (ONEBYONE_COMPUTE_SLOTS).")
+    capacity: int = Field(description="Requests admitted at most: slots + ONEBYONE_QUEUE_LIMIT.")
+    admitted: int = Field(
+        description="Requests admitted now: receiving their body, waiting for a thread, "
+        "computing, or sending their answer. 0 when idle."
+    )
+    computing: int = Field(description="Threads computing now (never more than slots).")
+    waiting_for_slot: int = Field(description="Jobs queued for a thread.")
+    abandoned: int = Field(
+        description="Requests already answered or gone whose thread is still finishing a step."
+    )
+    ready: bool = Field(description="Whether one more request would be admitted.")
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     devices: list[str]
     device_names: dict[str, str]
     torch: str
     version: str
+    admission: Admission
+
+
+class Readiness(BaseModel):
+    """GET /readyz: 200 when this worker can admit work, 503 when it cannot."""
+
+    status: Literal["ready", "busy"]
+    admission: Admission
 
 
 COMPARE_EXAMPLES: dict[str, dict[str, Any]] = {

@@ -1,25 +1,41 @@
-"""The REST API: /healthz, /api/v1/presets, /api/v1/colormaps, /api/v1/compare."""
+"""The REST API: /healthz, /readyz, /api/v1/presets, /api/v1/colormaps, /api/v1/compare."""
 
 from __future__ import annotations
 
+import tempfile
 import time
-from typing import Annotated, Any, Literal
+from typing import IO, Annotated, Any, Literal
 
+import numpy as np
 import torch
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from app import __version__, compare, devices, generators, montage, render, uploads, weights
-from app.gate import ComputeGate
-from app.routes.bodies import parse_body
-from app.routes.deps import ERRORS, SettingsDep, StrictQuery
-from app.schemas import COMPARE_EXAMPLES, HARD_SIDE, CompareRequest, Health
+from app.routes.admission import ComputeRoute, file_response, json_bytes
+from app.routes.bodies import parse_body, receive_body
+from app.routes.deps import ERRORS, GateDep, SettingsDep, StrictQuery, TicketDep
+from app.schemas import COMPARE_EXAMPLES, HARD_SIDE, CompareRequest, Health, Readiness
 
 router = APIRouter(dependencies=[StrictQuery])
+# Routes that compute: admitted by the gate before their body is read.
+compute_router = APIRouter(dependencies=[StrictQuery], route_class=ComputeRoute)
 
 
 def _example(value: Any) -> dict[int | str, dict[str, Any]]:
     return {200: {"content": {"application/json": {"example": value}}}}
+
+
+_ADMISSION_EXAMPLE = {
+    "worker": 4242,
+    "slots": 2,
+    "capacity": 66,
+    "admitted": 0,
+    "computing": 0,
+    "waiting_for_slot": 0,
+    "abandoned": 0,
+    "ready": True,
+}
 
 
 @router.get(
@@ -33,18 +49,40 @@ def _example(value: Any) -> dict[int | str, dict[str, Any]]:
             "device_names": {"cpu": "CPU", "cuda": "NVIDIA H100 80GB HBM3"},
             "torch": "2.13.0",
             "version": __version__,
+            "admission": _ADMISSION_EXAMPLE,
         }
     ),
 )
-def healthz() -> dict[str, Any]:
-    """Liveness and the compute devices this server has."""
+async def healthz(gate: GateDep) -> dict[str, Any]:
+    """Liveness, the compute devices this server has, and what its compute gate holds."""
     return {
         "status": "ok",
         "devices": devices.available(),
         "device_names": devices.describe(),
         "torch": torch.__version__,
         "version": __version__,
+        "admission": gate.snapshot(),
     }
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    tags=["service"],
+    responses={
+        **_example({"status": "ready", "admission": _ADMISSION_EXAMPLE}),
+        503: {"model": Readiness, "description": "Every slot and queue place is taken."},
+    },
+)
+async def readyz(gate: GateDep) -> JSONResponse:
+    """Readiness: 200 when this worker would admit one more request, 503 when it would not."""
+    admission = gate.snapshot()
+    ready = admission["ready"]
+    return JSONResponse(
+        {"status": "ready" if ready else "busy", "admission": admission},
+        status_code=200 if ready else 503,
+        headers=None if ready else {"Retry-After": "1"},
+    )
 
 
 @router.get(
@@ -160,7 +198,7 @@ _OPENAPI_BODY = {
 }
 
 
-@router.post(
+@compute_router.post(
     "/api/v1/compare",
     tags=["compare"],
     responses={
@@ -179,6 +217,7 @@ _OPENAPI_BODY = {
 async def compare_endpoint(
     request: Request,
     settings: SettingsDep,
+    ticket: TicketDep,
     format: Annotated[Literal["json", "png", "npz"], Query(description="What to return.")] = "json",
     scale: Annotated[
         Literal["shared", "channel"],
@@ -195,22 +234,30 @@ async def compare_endpoint(
     Send JSON (a generator and weights), or multipart/form-data with an `input` file,
     an optional `weights` file and an optional `spec` JSON part.
     """
-    started = time.perf_counter()
-    req, files = await parse_body(request, CompareRequest, ("input", "weights"), "input", settings)
-    input_file, weights_file = files["input"], files["weights"]
-    decode_ms = (time.perf_counter() - started) * 1e3
-    gate: ComputeGate = request.app.state.gate
+    received = await receive_body(request, settings, ticket)
 
-    def work() -> tuple[bytes | dict[str, Any], dict[str, float], str]:
+    def work() -> tuple[bytes | IO[bytes], dict[str, float], str]:
+        started = time.perf_counter()
+        req, files = parse_body(received, CompareRequest, ("input", "weights"), "input", settings)
+        input_file, weights_file = files["input"], files["weights"]
+        decode_ms = (time.perf_counter() - started) * 1e3
+        ticket.token.check()
         cmp = compare.run(req, settings, input_file, weights_file)
+        ticket.token.check()
         t0 = time.perf_counter()
         with torch.inference_mode():
             if format == "png":
-                body: bytes | dict[str, Any] = montage.comparison_png(
+                body: bytes | dict[str, Any] | IO[bytes] = montage.comparison_png(
                     cmp, scale, channels or settings.max_png_channels
                 )
             elif format == "npz":
-                body = render.npz_bytes(cmp.arrays())
+                # To disk, streamed back in pieces: a 500 MB answer is not held in RAM.
+                body = tempfile.TemporaryFile()  # noqa: SIM115 (closed by the ticket)
+                ticket.on_release(body.close)
+                arrays: dict[str, Any] = {
+                    k: np.ascontiguousarray(v, np.float32) for k, v in cmp.arrays().items()
+                }
+                np.savez(body, **arrays)
             else:
                 body = render.comparison_json(
                     cmp,
@@ -220,15 +267,16 @@ async def compare_endpoint(
                 )
         timings = {"decode": decode_ms, **cmp.timings_ms}
         timings["encode"] = (time.perf_counter() - t0) * 1e3
+        if isinstance(body, dict):
+            body["timings_ms"] = {k: round(v, 3) for k, v in timings.items()}
+            body = json_bytes(body)
         return body, timings, cmp.device
 
-    body, timings, device = await gate.run(work)
+    body, timings, device = await ticket.run(work, request.receive)
     server_timing = ", ".join(f"{k};dur={v:.2f}" for k, v in timings.items())
     headers = {"Server-Timing": server_timing, "X-Onebyone-Device": device}
-    if isinstance(body, dict):
-        body["timings_ms"] = {k: round(v, 3) for k, v in timings.items()}
-        return JSONResponse(body, headers=headers)
-    if format == "png":
-        return Response(body, media_type="image/png", headers=headers)
+    if isinstance(body, bytes):
+        media_type = "image/png" if format == "png" else "application/json"
+        return Response(body, media_type=media_type, headers=headers)
     headers["Content-Disposition"] = 'attachment; filename="onebyone.npz"'
-    return Response(body, media_type="application/x-npz", headers=headers)
+    return file_response(body, "application/x-npz", headers)

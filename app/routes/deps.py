@@ -1,4 +1,5 @@
-"""What every route shares: the settings, the compute gate, and the error table for OpenAPI."""
+"""What every route shares: the settings, the compute gate and a request's admission ticket,
+and the error table for OpenAPI."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from fastapi import Depends, Request
 
 from app.config import Settings, get_settings
 from app.errors import InvalidContent, excerpt
-from app.gate import ComputeGate
+from app.gate import ComputeGate, Ticket
+from app.routes.admission import TICKET
 from app.schemas import ErrorResponse
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -21,11 +23,21 @@ def get_gate(request: Request) -> ComputeGate:
 
 GateDep = Annotated[ComputeGate, Depends(get_gate)]
 
+
+def get_ticket(request: Request) -> Ticket:
+    """The admission of a request on a ComputeRoute (routes.admission)."""
+    ticket: Ticket = request.scope[TICKET]
+    return ticket
+
+
+TicketDep = Annotated[Ticket, Depends(get_ticket)]
+
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}
     for code, text in {
         400: "A file or body that cannot be read (truncated, malformed, bad JSON).",
         403: "A request from a foreign web page (Origin) or for a foreign host name.",
+        408: "The request body arrived too slowly (ONEBYONE_BODY_TIMEOUT_S).",
         413: "Body, file or array over a limit.",
         415: "Unsupported file type or Content-Type, or content that would need unpickling.",
         422: "A valid request of impossible content: shape mismatch, NaN, unknown name or field, "
