@@ -196,7 +196,7 @@ def summary(cmp: Comparison, raw: Stats) -> dict[str, Any]:
         identical = torch.equal(p.relu_only, p.conv_relu)
         out["paths_identical"] = identical
         out["paths_max_abs_difference"] = (
-            0.0 if identical else float((p.relu_only - p.conv_relu).abs().max())
+            0.0 if identical else float((p.relu_only - p.conv_relu).abs_().max())
         )
     else:
         out["paths_max_abs_difference"] = None

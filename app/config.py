@@ -56,7 +56,8 @@ class Settings(BaseSettings):
     # Time budget of one request's computing, from its first job (waiting for a thread
     # included): past it the request gets 503 and its work is told to stop.
     request_timeout_s: float = Field(default=60.0, gt=0)
-    torch_threads: int = Field(default=0, ge=0, description="0: torch's default")
+    # Threads of each torch operation; 0: this process's cores divided by compute_slots.
+    torch_threads: int = Field(default=0, ge=0)
 
     # Web pages on other origins that may call the API (the page itself is same-origin).
     cors_origins: list[str] = Field(default_factory=list)

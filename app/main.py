@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -252,14 +253,20 @@ def _setup_logging() -> None:
         log.propagate = False
 
 
+def _threads_per_slot(settings: Settings) -> int:
+    """The cores this process may use, shared by its compute slots: two slots each running
+    torch on every core would fight for them, and the event loop (/healthz) would wait."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // settings.compute_slots)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     _setup_logging()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.torch_threads:
-            torch.set_num_threads(settings.torch_threads)
+        torch.set_num_threads(settings.torch_threads or _threads_per_slot(settings))
         render.colormap(render.SEQUENTIAL)
         render.colormap(render.DIVERGING)
         warm_up()
@@ -278,7 +285,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.dependency_overrides[get_settings] = lambda: settings
     _install_error_handlers(app)
     app.include_router(api.router)
     app.include_router(api.compute_router)

@@ -12,6 +12,7 @@ response, and its work is stopped.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import AsyncIterator
 from typing import IO, Any
 
@@ -81,10 +82,41 @@ class ComputeRoute(APIRoute):
             ticket.close()
 
 
+# Strings longer than this (the heatmaps' base64) are encoded one by one.
+_LONG = 1 << 20
+
+
+def _dumps(content: Any) -> str:
+    # As Starlette's JSONResponse writes it.
+    return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 def json_bytes(content: Any) -> bytes:
-    """JSON as Starlette's JSONResponse writes it; called in the compute thread, because a
-    20 MB body would hold the event loop for tens of milliseconds."""
-    return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    """JSON bytes, made in the compute thread and in pieces.
+
+    json.dumps holds the GIL for its whole run: 20 MB of heatmaps would hold every other
+    thread, the event loop (/healthz) included, for about 70 ms. Long strings in nested
+    objects are encoded one at a time and spliced in, so no single hold is long.
+    """
+    long: list[str] = []
+    nonce = secrets.token_hex(8)
+
+    def lift(obj: Any) -> Any:
+        if isinstance(obj, dict):
+            return {k: lift(v) for k, v in obj.items()}
+        if isinstance(obj, str) and len(obj) > _LONG:
+            long.append(obj)
+            return f"{nonce}:{len(long) - 1}"
+        return obj
+
+    text = _dumps(lift(content))
+    if not long:
+        return text.encode()
+    pieces = []
+    for i, value in enumerate(long):
+        before, text = text.split(f'"{nonce}:{i}"', 1)
+        pieces += [before.encode(), _dumps(value).encode()]
+    return b"".join([*pieces, text.encode()])
 
 
 def file_response(file: IO[bytes], media_type: str, headers: dict[str, str]) -> StreamingResponse:

@@ -7,16 +7,26 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from app.config import Settings, get_settings
+from app.config import Settings
 from app.errors import InvalidContent, excerpt
 from app.gate import ComputeGate, Ticket
 from app.routes.admission import TICKET
 from app.schemas import ErrorResponse
 
+# Dependencies are `async def`: FastAPI runs a plain `def` one in a thread pool, a hop per
+# request that, with compute threads busy, waits for the GIL and slows even /healthz.
+
+
+async def get_settings(request: Request) -> Settings:
+    """The settings create_app() was given."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_gate(request: Request) -> ComputeGate:
+async def get_gate(request: Request) -> ComputeGate:
     gate: ComputeGate = request.app.state.gate
     return gate
 
@@ -24,7 +34,7 @@ def get_gate(request: Request) -> ComputeGate:
 GateDep = Annotated[ComputeGate, Depends(get_gate)]
 
 
-def get_ticket(request: Request) -> Ticket:
+async def get_ticket(request: Request) -> Ticket:
     """The admission of a request on a ComputeRoute (routes.admission)."""
     ticket: Ticket = request.scope[TICKET]
     return ticket
@@ -58,7 +68,7 @@ def _query_names(dependant: Any) -> set[str]:
     return names
 
 
-def strict_query(request: Request) -> None:
+async def strict_query(request: Request) -> None:
     """Refuse a query parameter this route does not have, or one given twice.
 
     `?format=json&format=npz` or a typo such as `?fromat=png` can only be a mistake;
