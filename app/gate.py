@@ -31,23 +31,23 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 log = logging.getLogger("onebyone")
 
 
-def _libc_trim() -> Callable[[], object] | None:
-    """glibc's malloc_trim, or None elsewhere.
-
-    glibc keeps memory a thread has freed in that thread's arena for reuse; after a job
-    that held hundreds of MB in medium-sized pieces (heatmaps, encodings, parsing), the
-    arenas keep it resident and the next job's peak comes on top. Trimming after each job
-    gives it back (a few ms, without the GIL), so RSS follows what jobs really hold.
-    """
+def _glibc() -> Any | None:
+    """glibc, for malloc_trim and mallopt; None elsewhere (musl, macOS)."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim: Callable[[int], object] = libc.malloc_trim
-    except (OSError, AttributeError):
+    except OSError:
         return None
-    return lambda: trim(0)
+    return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
 
 
-_trim = _libc_trim()
+# glibc keeps memory a thread has freed in that thread's arena for reuse, and after a large
+# block is freed it raises the size below which blocks come from the arenas (up to 32 MiB).
+# After a job that held hundreds of MB in pieces of a few MB (heatmaps, encodings, parsing)
+# the arenas keep them resident, and the next job's peak comes on top. So the gate maps
+# every block over 1 MiB on its own (unmapped when freed) and trims after each job (a few
+# ms, without the GIL): RSS follows what the jobs really hold.
+_GLIBC = _glibc()
+_M_MMAP_THRESHOLD = -3
 
 
 class Cancelled(Exception):
@@ -158,6 +158,8 @@ class ComputeGate:
         self.capacity = slots + queue
         self.timeout_s = timeout_s
         self._executor = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="compute")
+        if _GLIBC is not None:
+            _GLIBC.mallopt(_M_MMAP_THRESHOLD, 1 << 20)
         self._lock = threading.Lock()
         self._tickets: set[Ticket] = set()
         self._computing = 0
@@ -185,8 +187,8 @@ class ComputeGate:
             finally:
                 with self._lock:
                     self._computing -= 1
-                if _trim is not None:
-                    _trim()
+                if _GLIBC is not None:
+                    _GLIBC.malloc_trim(0)
                 if ticket.token.is_set():
                     ms = round((time.monotonic() - started) * 1e3, 1)
                     event = {"event": "job_stopped", "reason": ticket.token.reason, "ms": ms}
