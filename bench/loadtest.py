@@ -26,6 +26,10 @@ import numpy as np
 from bench import abuse
 from bench.server import running
 
+# Below uvicorn's 5 s keep-alive: a connection idle for just that long may be closed by the
+# server as the client sends on it, and httpx does not retry a POST.
+KEEPALIVE_S = 2.0
+
 DEFAULT = {"input": {"generator": "catdog", "height": 28, "width": 28, "channels": 4}}
 LARGE = {
     "input": {"generator": "gaussian", "height": 224, "width": 224, "channels": 128},
@@ -59,7 +63,7 @@ async def load(url: str, clients: int, seconds: float, pid: int) -> dict[str, An
             await asyncio.sleep(1)
             rss.append(rss_kib(pid))
 
-    limits = httpx.Limits(max_connections=clients)
+    limits = httpx.Limits(max_connections=clients, keepalive_expiry=KEEPALIVE_S)
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
         await asyncio.gather(sample(), *(client_loop(client) for _ in range(clients)))
     q = statistics.quantiles(latencies, n=100)
@@ -77,7 +81,8 @@ async def load(url: str, clients: int, seconds: float, pid: int) -> dict[str, An
 
 
 async def overload(url: str, requests: int, pid: int) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+    limits = httpx.Limits(keepalive_expiry=KEEPALIVE_S)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
         responses = await asyncio.gather(
             *(
                 client.post("/api/v1/compare", params={"heatmaps": "false"}, json=LARGE)
@@ -147,7 +152,7 @@ async def soak(url: str, seconds: float, pid: int) -> dict[str, Any]:
             rss.append(rss_kib(pid))
             await asyncio.sleep(1)
 
-    limits = httpx.Limits(max_connections=16)
+    limits = httpx.Limits(max_connections=16, keepalive_expiry=KEEPALIVE_S)
     async with (
         abuse.Watch(url) as watch,
         httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client,
