@@ -40,7 +40,9 @@ RUN pip install ${PIP_EXTRA} --no-deps --no-build-isolation -e . \
 
 USER 10001
 EXPOSE 8000
+# Readiness, not just liveness: /readyz answers 503 while no request can be admitted (every
+# slot and queue place taken), so a container stuck that way is reported unhealthy.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
-  CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"]
+  CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=2).status != 200)"]
 # The container binds 0.0.0.0 on purpose: -p 8000:8000 publishes it on the host.
 CMD ["onebyone", "serve"]

@@ -393,9 +393,13 @@ def main(argv: list[str] | None = None) -> None:
 
     import uvicorn
 
+    # The app refuses non-loopback Host names when bound to loopback: tell it the address.
+    os.environ["ONEBYONE_HOST"] = args.host
+    get_settings.cache_clear()
     if args.workers > 1 and "ONEBYONE_TORCH_THREADS" not in os.environ:
-        # Workers share the cores: torch in each should not start one thread per core.
-        os.environ["ONEBYONE_TORCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.workers))
+        # Workers and their compute slots share the cores: one torch thread per core in all.
+        share = args.workers * settings.compute_slots
+        os.environ["ONEBYONE_TORCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // share))
 
     uvicorn.run(
         "app.main:app",

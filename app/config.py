@@ -36,13 +36,37 @@ class Settings(BaseSettings):
     # Explicit weight matrices are echoed as numbers up to this many entries.
     max_echo_weights: int = Field(default=64 * 64, ge=0)
 
-    # Concurrent compute jobs, and how many may wait for one, before 503.
+    # Request bodies. A JSON body has its own, smaller limit, and at most this many values
+    # (numbers, strings, lists, objects): parsing costs about 100 bytes of RAM per value, so
+    # the count, not the byte size, bounds what a parse can cost. A 1024×1024 matrix fits.
+    max_json_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    max_json_values: int = Field(default=1024 * 1024 + 64 * 1024, ge=1024)
+    # The `spec` part of a multipart body.
+    max_spec_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Bytes of one request body kept in RAM; the rest waits in a temporary file on disk.
+    spool_bytes: int = Field(default=256 * 1024, ge=0)
+    # The whole body must arrive within body_timeout_s, with no pause over body_idle_timeout_s.
+    body_timeout_s: float = Field(default=120.0, gt=0)
+    body_idle_timeout_s: float = Field(default=10.0, gt=0)
+    # A client that takes no response bytes for this long is dropped and its work stopped.
+    send_timeout_s: float = Field(default=10.0, gt=0)
+
+    # Concurrent compute jobs (threads), and how many more requests may be admitted (reading
+    # their body, waiting for a thread, or sending their response) before 503.
     compute_slots: int = Field(default=2, ge=1)
     queue_limit: int = Field(default=64, ge=0)
+    # Time budget of one request's computing, from its first job (waiting for a thread
+    # included): past it the request gets 503 and its work is told to stop.
     request_timeout_s: float = Field(default=60.0, gt=0)
-    torch_threads: int = Field(default=0, ge=0, description="0: torch's default")
+    # Threads of each torch operation; 0: this process's cores divided by compute_slots.
+    torch_threads: int = Field(default=0, ge=0)
 
+    # Web pages on other origins that may call the API (the page itself is same-origin).
     cors_origins: list[str] = Field(default_factory=list)
+    # Host names this server answers to ("*" any, "*.example.org" a domain). Unset: only
+    # loopback names when `host` is a loopback address (a web page cannot then reach it by
+    # DNS rebinding), any name otherwise (a container binds 0.0.0.0).
+    allowed_hosts: list[str] | None = None
 
 
 @lru_cache(maxsize=1)

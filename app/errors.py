@@ -72,6 +72,13 @@ class DeviceUnavailable(InvalidContent):
         super().__init__(detail, field=field, code=code)
 
 
+class TooSlow(OneByOneError):
+    """The request body did not arrive within its time (ONEBYONE_BODY_TIMEOUT_S)."""
+
+    status_code = 408
+    default_code = "body_timeout"
+
+
 class Busy(OneByOneError):
     """Every compute slot is taken and the queue is full, or the time budget ran out."""
 

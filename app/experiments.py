@@ -61,19 +61,41 @@ def isotonic_mse(x: np.ndarray, t: np.ndarray) -> float:
     return float(np.mean((fitted - ts) ** 2))
 
 
-def no_mixing_floor(x: np.ndarray, t: np.ndarray) -> tuple[float, int]:
+def no_mixing_floor(
+    x: np.ndarray, t: np.ndarray, stop: threading.Event | None = None
+) -> tuple[float, int]:
     """A loss no per-channel model can beat, and the channel that comes closest.
 
     relu(a·x_c + b) is monotone in x_c (rising for a ≥ 0, falling for a < 0), so its
     MSE is at least that of the best monotone function of x_c: isotonic regression
-    in either direction. x (C, N), t (N,).
+    in either direction. x (C, N), t (N,). `stop` is checked between channels.
     """
     best, best_c = math.inf, 0
     for c in range(x.shape[0]):
+        if stop is not None and stop.is_set():
+            raise Cancelled(0)
         floor = min(isotonic_mse(x[c], t), isotonic_mse(-x[c], t))
         if floor < best:
             best, best_c = floor, c
     return best, best_c
+
+
+# Up to this many target channels the (C, K, N) difference is at most a few times z.
+_DIRECT_PAIRS = 4
+
+
+def pair_losses(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """MSE of every channel of z (C, N) against every channel of t (K, N): (C, K), float32.
+
+    For many targets, mean((z_c − t_k)²) = (|z_c|² − 2 z_c·t_k + |t_k|²) / N, from the
+    (C, K) product z·tᵀ and never a (C, K, N) temporary; float64 keeps the difference exact
+    where z_c ≈ t_k.
+    """
+    if t.shape[0] <= _DIRECT_PAIRS:
+        return ((z[:, None, :] - t[None]) ** 2).mean(dim=2)  # (C, K, N) -> (C, K)
+    zd, td = z.double(), t.double()
+    sq = (zd * zd).sum(dim=1)[:, None] - 2.0 * (zd @ td.T) + (td * td).sum(dim=1)[None]
+    return (sq.clamp_min(0.0) / z.shape[1]).float()  # (C, K)
 
 
 def fit(
@@ -110,7 +132,7 @@ def fit(
             raise Cancelled(step)
         conv_loss = ((torch.relu(w @ flat + b[:, None]) - tgt) ** 2).mean()
         z = torch.relu(scale[:, None] * flat + shift[:, None])  # (C, N)
-        per_pair = ((z[:, None, :] - tgt[None]) ** 2).mean(dim=2)  # (C, K)
+        per_pair = pair_losses(z, tgt)  # (C, K)
         opt_conv.zero_grad()
         opt_relu.zero_grad()
         conv_loss.backward()  # type: ignore[no-untyped-call]
@@ -130,7 +152,7 @@ def fit(
             )
     with torch.no_grad():
         z = torch.relu(scale[:, None] * flat + shift[:, None])
-        per_pair = ((z[:, None, :] - tgt[None]) ** 2).mean(dim=2)
+        per_pair = pair_losses(z, tgt)
         best = int(per_pair.argmin())
         final_conv = float(((torch.relu(w @ flat + b[:, None]) - tgt) ** 2).mean())
     return {
@@ -143,6 +165,16 @@ def fit(
         "relu_only_scale": float(scale[best // k]),
         "relu_only_shift": float(shift[best // k]),
     }
+
+
+def warm_up() -> None:
+    """Build an optimizer once: the first one imports half of torch (a second or more),
+    work that no cancellation token can interrupt. Called at startup."""
+    p = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.Adam([p], lr=0.1)
+    with torch.enable_grad():
+        (p * p).sum().backward()  # type: ignore[no-untyped-call]
+    opt.step()
 
 
 # ---------------------------------------------------------------- bottleneck
@@ -225,11 +257,11 @@ def edge_detector(x: torch.Tensor) -> torch.Tensor:
         kern[1, 1], kern[1 + dy, 1 + dx] = 1.0, -1.0
         kernels += [kern, -kern]
     bank = torch.stack(kernels).to(x.device)  # (8, 3, 3)
-    weight = torch.zeros(8 * c, c, 3, 3, dtype=x.dtype, device=x.device)
-    for i in range(c):
-        weight[8 * i : 8 * i + 8, i] = bank
+    # Filters 8i … 8i+7 see channel i only: a grouped conv, so the weight is (8C, 1, 3, 3)
+    # and not the (8C, C, 3, 3) of zeros that a dense layer would need.
+    weight = bank.repeat(c, 1, 1)[:, None]  # (8C, 1, 3, 3)
     padded = F.pad(x[None], (1, 1, 1, 1), mode="replicate")
-    return torch.relu(F.conv2d(padded, weight))[0].sum(dim=0)  # (H, W)
+    return torch.relu(F.conv2d(padded, weight, groups=c))[0].sum(dim=0)  # (H, W)
 
 
 def best_pointwise_agreement(x: torch.Tensor, mask: torch.Tensor) -> float:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import torch
 from fastapi import FastAPI, Request
@@ -21,7 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import __version__, render
 from app.config import Settings, get_settings
-from app.errors import Busy, OneByOneError, TooLarge
+from app.errors import Busy, OneByOneError, excerpt
+from app.experiments import warm_up
 from app.gate import ComputeGate
 from app.routes import api, checkpoints, docs, experiments, pages
 from app.routes.bodies import validation_error
@@ -30,42 +34,117 @@ from app.schemas import REQUEST_MODELS, REQUEST_RULES
 log = logging.getLogger("onebyone")
 
 
-class BodyLimit:
-    """Refuse bodies over the upload limit with 413, by header or while streaming.
+class CloseUnread:
+    """Close the connection after a response that starts before the request body has ended.
 
-    Counting as the body arrives means memory never grows with what a client
-    sends past the limit, whatever its Content-Length says.
+    A 413, 415 or 503 is sent without reading the body; on a kept-alive connection the
+    server would then read and discard whatever the client still sends (100 GB, if it says
+    so). `Connection: close` makes uvicorn close the socket once the answer is out.
     """
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        detail = (
-            f"The request body is over the upload limit of {self.limit} bytes "
-            "(ONEBYONE_MAX_UPLOAD_BYTES). Send a smaller file."
+        headers = dict(scope["headers"])
+        length = headers.get(
+            b"content-length", b"0" if b"transfer-encoding" not in headers else b""
         )
-        for key, value in scope["headers"]:
-            if key == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await error_response(413, detail, None, "too_large")(scope, receive, send)
-                return
-        seen = 0
+        ended = length == b"0"
 
-        async def limited_receive() -> Message:
-            nonlocal seen
+        async def tracked_receive() -> Message:
+            nonlocal ended
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    # Raised inside the route's body read; the domain handler answers 413.
-                    raise TooLarge(detail)
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                ended = True
             return message
 
-        await self.app(scope, limited_receive, send)
+        async def closing_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and not ended:
+                message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
+            await send(message)
+
+        await self.app(scope, tracked_receive, closing_send)
+
+
+def _host_allowed(host: str, allowed: list[str]) -> bool:
+    if "*" in allowed or host in allowed:
+        return True
+    return any(p.startswith("*.") and host.endswith(p[1:]) for p in allowed)
+
+
+def _loopback(name: str) -> bool:
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _hostname(netloc: str) -> str:
+    """The host name of a Host header or an origin's netloc, without port and brackets."""
+    if netloc.startswith("["):
+        return netloc[1 : netloc.find("]")].lower()
+    return netloc.rsplit(":", 1)[0].lower() if netloc.count(":") == 1 else netloc.lower()
+
+
+class TrustedOrigin:
+    """Refuse (403) a Host this server does not serve, and requests from foreign web pages.
+
+    Bound to loopback, only loopback host names are served unless ONEBYONE_ALLOWED_HOSTS
+    says otherwise, so a page cannot reach the service by DNS rebinding. A request that
+    carries an `Origin` (every cross-site fetch or form POST does) must come from the
+    page's own origin or one in ONEBYONE_CORS_ORIGINS; curl and scripts send none.
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.origins = set(settings.cors_origins)
+        if settings.allowed_hosts is not None:
+            self.hosts: list[str] | None = [h.lower() for h in settings.allowed_hosts]
+        else:
+            self.hosts = None if not _loopback(_hostname(settings.host)) else []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        host = headers.get(b"host", b"").decode("latin-1")
+        name = _hostname(host)
+        if (
+            host
+            and self.hosts is not None
+            and not (_host_allowed(name, self.hosts) if self.hosts else _loopback(name))
+        ):
+            detail = (
+                f"This server does not serve the host name {excerpt(name)}; it answers to "
+                f"{', '.join(self.hosts) or 'loopback names (localhost, 127.0.0.1, ::1)'}. "
+                "Set ONEBYONE_ALLOWED_HOSTS to serve more."
+            )
+            await error_response(403, detail, "host", "foreign_host")(scope, receive, send)
+            return
+        origin = headers.get(b"origin")
+        if origin is not None:
+            text = origin.decode("latin-1")
+            # Same origin: the page was served by this host and port. The scheme is left
+            # out, so a TLS proxy in front (https outside, http here) changes nothing.
+            try:
+                same = bool(host) and urlsplit(text).netloc.lower() == host.lower()
+            except ValueError:  # "http://[" and the like
+                same = False
+            if not same and text not in self.origins and "*" not in self.origins:
+                detail = (
+                    f"Requests from the web page at {excerpt(text)} are refused: only this "
+                    "server's own page, and origins listed in ONEBYONE_CORS_ORIGINS, may call it."
+                )
+                await error_response(403, detail, "origin", "foreign_origin")(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class HeadAsGet:
@@ -100,7 +179,8 @@ class HeadersAndLog:
             await self.app(scope, receive, send)
             return
         t0 = time.perf_counter()
-        status = 0
+        # 499: the client left before an answer started (nginx's code for it).
+        status = 499
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
@@ -111,6 +191,9 @@ class HeadersAndLog:
 
         try:
             await self.app(scope, receive, send_with_headers)
+        except Exception:
+            status = 500
+            raise
         finally:
             record = {
                 "method": scope["method"],
@@ -195,17 +278,30 @@ def _with_request_models(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _threads_per_slot(settings: Settings) -> int:
+    """The cores this process may use, shared by its compute slots: two slots each running
+    torch on every core would fight for them, and the event loop (/healthz) would wait."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // settings.compute_slots)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     _setup_logging()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.torch_threads:
-            torch.set_num_threads(settings.torch_threads)
+        torch.set_num_threads(settings.torch_threads or _threads_per_slot(settings))
         render.colormap(render.SEQUENTIAL)
         render.colormap(render.DIVERGING)
-        yield
+        warm_up()
+        app.state.gate = ComputeGate(
+            settings.compute_slots, settings.queue_limit, settings.request_timeout_s
+        )
+        try:
+            yield
+        finally:
+            app.state.gate.close()
 
     app = FastAPI(
         docs_url=None,  # served by routes.docs from local assets
@@ -217,13 +313,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.gate = ComputeGate(
-        settings.compute_slots, settings.queue_limit, settings.request_timeout_s
-    )
-    app.dependency_overrides[get_settings] = lambda: settings
     _install_error_handlers(app)
     _with_request_models(app)
     app.include_router(api.router)
+    app.include_router(api.compute_router)
     app.include_router(experiments.router)
     app.include_router(checkpoints.router)
     app.include_router(pages.router)
@@ -238,8 +331,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["*"],
         )
-    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + (1 << 20))
+    # The last added runs first: log and headers, then the connection's fate, then who asks.
+    app.add_middleware(TrustedOrigin, settings=settings)
     app.add_middleware(HeadAsGet)
+    app.add_middleware(CloseUnread)
     app.add_middleware(HeadersAndLog)
     return app
 

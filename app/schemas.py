@@ -178,6 +178,24 @@ class ErrorResponse(BaseModel):
 # ---------------------------------------------------------------- responses
 
 
+class Admission(BaseModel):
+    """What this worker's compute gate holds now; with --workers N each worker has its own."""
+
+    worker: int = Field(description="The process id of the worker that answered.")
+    slots: int = Field(description="Threads that compute at once (ONEBYONE_COMPUTE_SLOTS).")
+    capacity: int = Field(description="Requests admitted at most: slots + ONEBYONE_QUEUE_LIMIT.")
+    admitted: int = Field(
+        description="Requests admitted now: receiving their body, waiting for a thread, "
+        "computing, or sending their answer. 0 when idle."
+    )
+    computing: int = Field(description="Threads computing now (never more than slots).")
+    waiting_for_slot: int = Field(description="Jobs queued for a thread.")
+    abandoned: int = Field(
+        description="Requests already answered or gone whose thread is still finishing a step."
+    )
+    ready: bool = Field(description="Whether one more request would be admitted.")
+
+
 class Health(BaseModel):
     """Liveness, the devices present, and the versions that run."""
 
@@ -186,6 +204,14 @@ class Health(BaseModel):
     device_names: dict[str, str] = Field(description="A human name for each device present.")
     torch: str = Field(description="The PyTorch version.")
     version: str = Field(description="The onebyone version.")
+    admission: Admission = Field(description="This worker's compute gate, now.")
+
+
+class Readiness(BaseModel):
+    """GET /readyz: 200 when this worker can admit work, 503 when it cannot."""
+
+    status: Literal["ready", "busy"]
+    admission: Admission
 
 
 class Colormap(BaseModel):

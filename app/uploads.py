@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import struct
 import tokenize
 import warnings
@@ -31,6 +32,15 @@ _MAX_ZIP_MEMBERS = 64
 _MAX_PT_MEMBERS = 4096
 # How deep a .pt's nested dicts are read ({"state_dict": {…}}, {"model": …, "optimizer": …}).
 _MAX_PT_DEPTH = 8
+# Bytes of zip directory read (an entry is 46 bytes plus its name): room for thousands of
+# entries, as a torch.save checkpoint of a whole network has.
+_MAX_ZIP_DIRECTORY = 1024 * 1024
+# Dimensions of an array (numpy allows 64).
+_MAX_DIMS = 32
+# Bytes that hold any .npy header numpy reads (magic, length, at most 64 kB of text).
+_NPY_HEAD = 12 + 65536
+# Bytes copied at a time while the GIL is held.
+_PIECE = 1024 * 1024
 # What zipfile raises on damaged or hostile archives (found by fuzzing, tests/test_hardening.py).
 _ZIP_ERRORS = (
     zipfile.BadZipFile,
@@ -54,13 +64,41 @@ class Decoded:
     layout: str | None = None
 
 
-def _check_values(shape: tuple[int, ...], max_values: int, what: str) -> None:
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
-    if count > max_values:
-        raise TooLarge(
-            f"{what} declares shape {list(shape)} = {count} values; the limit is {max_values} "
-            "(ONEBYONE_MAX_VALUES). Send a smaller array."
+def _quote(value: object) -> str:
+    """A header's value in a message: short, escaped, without the quotes of a string."""
+    return excerpt(value, 80).strip("'")
+
+
+def _check_values(shape: object, max_values: int, what: str) -> int:
+    """The number of values a header's shape declares, once it is known to be a real shape.
+
+    A shape is a list of at most _MAX_DIMS non-negative whole numbers; their product is
+    taken in Python integers (no int64 overflow) and must be within `max_values`. Nothing
+    is allocated or converted before this check.
+    """
+    if (
+        not isinstance(shape, tuple | list)
+        or len(shape) > _MAX_DIMS
+        or not all(type(d) is int for d in shape)
+    ):
+        raise UnreadableFile(
+            f"{what} declares the shape {_quote(shape)}; a shape is a list of at most "
+            f"{_MAX_DIMS} whole numbers.",
+            code="bad_header",
         )
+    if any(d < 0 for d in shape):
+        raise UnreadableFile(
+            f"{what} declares the shape {_quote(list(shape))}, with a negative size.",
+            code="bad_header",
+        )
+    count = math.prod(shape)
+    # With a 0 among them the count is 0, but the other sizes must still be real ones.
+    if count > max_values or math.prod(d for d in shape if d) > max_values:
+        raise TooLarge(
+            f"{what} declares shape {_quote(list(shape))} = {_quote(count)} values; "
+            f"the limit is {max_values} (ONEBYONE_MAX_VALUES). Send a smaller array."
+        )
+    return count
 
 
 def _check_dtype(dtype: np.dtype[Any], what: str) -> None:
@@ -75,8 +113,9 @@ def _check_dtype(dtype: np.dtype[Any], what: str) -> None:
         )
 
 
-def _read_npy(data: bytes, max_values: int, what: str) -> np.ndarray:
-    f = io.BytesIO(data)
+def _read_npy(data: bytes | bytearray, max_values: int, what: str) -> np.ndarray:
+    # The header from a copy of the first bytes only (numpy refuses headers over 10 kB).
+    f = io.BytesIO(bytes(data[:_NPY_HEAD]))
     try:
         version = np.lib.format.read_magic(f)
         if version == (1, 0):
@@ -87,10 +126,11 @@ def _read_npy(data: bytes, max_values: int, what: str) -> np.ndarray:
             raise UnreadableFile(f"{what}: .npy format version {version} is not supported.")
     except (ValueError, EOFError, SyntaxError, TypeError, KeyError, tokenize.TokenError) as exc:
         # numpy parses the header with tokenize and ast: a damaged one raises any of these.
-        raise UnreadableFile(f"{what} is not a readable .npy file: {exc}") from None
+        raise UnreadableFile(
+            f"{what} is not a readable .npy file: {excerpt(exc, 200)}", code="bad_header"
+        ) from None
     _check_dtype(dtype, what)
-    _check_values(shape, max_values, what)
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    count = _check_values(shape, max_values, what)
     offset = f.tell()
     if len(data) - offset < count * dtype.itemsize:
         raise UnreadableFile(
@@ -102,9 +142,20 @@ def _read_npy(data: bytes, max_values: int, what: str) -> np.ndarray:
     return arr.reshape(shape, order="F" if fortran else "C")
 
 
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytearray:
+    """A member's bytes, at most limit + 1 of them (one more shows that it lies), read in
+    pieces: zipfile reads a large member with big copies that hold the GIL, and the event
+    loop (/healthz) would wait for them."""
+    buf = bytearray()
+    with zf.open(info) as member:
+        while len(buf) <= limit and (piece := member.read(min(_PIECE, limit + 1 - len(buf)))):
+            buf += piece
+    return buf
+
+
 def _read_zip_members(
     zf: zipfile.ZipFile, max_bytes: int, what: str, max_members: int = _MAX_ZIP_MEMBERS
-) -> dict[str, bytes]:
+) -> dict[str, bytearray]:
     # Not ZipInfo.is_dir(): it indexes the name, and a damaged entry's name can be empty.
     infos = [i for i in zf.infolist() if not i.filename.endswith("/")]
     if len(infos) > max_members:
@@ -114,31 +165,36 @@ def _read_zip_members(
         raise TooLarge(
             f"{what} expands to {declared} bytes; the limit is {max_bytes}. Send less data."
         )
-    out: dict[str, bytes] = {}
+    out: dict[str, bytearray] = {}
     budget = max_bytes
     for info in infos:
         # Read one byte past the declared size: a member that lies about it is caught here.
         try:
-            with zf.open(info) as member:
-                blob = member.read(min(info.file_size, budget) + 1)
+            blob = _read_member(zf, info, min(info.file_size, budget))
         except _ZIP_ERRORS as exc:
             # Damaged headers, bad CRCs, unknown compression, encryption: all unreadable.
             raise UnreadableFile(
-                f"{what}: member {info.filename!r} cannot be read: {exc}"
+                f"{what}: member {excerpt(info.filename)} cannot be read: {excerpt(exc, 200)}"
             ) from None
         if len(blob) > info.file_size or len(blob) > budget:
-            raise TooLarge(f"{what}: member {info.filename!r} expands beyond its declared size.")
+            raise TooLarge(
+                f"{what}: member {excerpt(info.filename)} expands beyond its declared size."
+            )
         budget -= len(blob)
         out[info.filename] = blob
     return out
 
 
 def _read_npz(zf: zipfile.ZipFile, max_values: int, what: str) -> dict[str, np.ndarray]:
-    members = _read_zip_members(zf, max_values * 8 + 4096 * _MAX_ZIP_MEMBERS, what)
+    # Expanded, an .npz holds at most what max_values float32 values take (plus headers):
+    # a compressed file cannot cost more memory than the same data sent plainly.
+    members = _read_zip_members(zf, max_values * 4 + 4096 * _MAX_ZIP_MEMBERS, what)
     arrays = {}
+    total = 0
     for name, blob in members.items():
         key = name[:-4] if name.endswith(".npy") else name
-        arrays[key] = _read_npy(blob, max_values, f"{what} member {key!r}")
+        arrays[key] = _read_npy(blob, max_values - total, f"{what} member {excerpt(key)}")
+        total += arrays[key].size
     return arrays
 
 
@@ -193,6 +249,48 @@ def _torch_to_numpy(t: Any, max_values: int, what: str) -> np.ndarray:
         raise UnsupportedType(f"{what} has dtype {t.dtype}; send a real numeric tensor.") from None
 
 
+# Bytes per value of each dtype a .safetensors header may name.
+_SAFETENSORS_DTYPES = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2,
+    "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8,
+}  # fmt: skip
+
+
+def _check_safetensors_header(header: object, size: int, max_values: int, what: str) -> None:
+    """Every entry of a .safetensors header: a known dtype, a real shape within the limit,
+    offsets inside the data that hold exactly that many bytes; all entries together within
+    max_values. `size` is the number of data bytes after the header."""
+    if not isinstance(header, dict):
+        raise UnreadableFile(f"{what} has a malformed .safetensors header.", code="bad_header")
+    total = 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        where = f"{what} tensor {excerpt(name)}"
+        if not isinstance(entry, dict):
+            raise UnreadableFile(f"{where}: its header entry is not an object.", code="bad_header")
+        dtype = entry.get("dtype")
+        if not isinstance(dtype, str) or dtype not in _SAFETENSORS_DTYPES:
+            raise UnsupportedType(
+                f"{where} has dtype {excerpt(dtype)}; send one of {', '.join(_SAFETENSORS_DTYPES)}."
+            )
+        count = _check_values(entry.get("shape"), max_values - total, where)
+        total += count
+        offsets = entry.get("data_offsets")
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(type(o) is int for o in offsets)
+            or not 0 <= offsets[0] <= offsets[1] <= size
+            or offsets[1] - offsets[0] != count * _SAFETENSORS_DTYPES[dtype]
+        ):
+            raise UnreadableFile(
+                f"{where}: its data_offsets {excerpt(offsets)} do not hold {count} {dtype} "
+                f"values inside the file's {size} data bytes.",
+                code="bad_header",
+            )
+
+
 def _read_safetensors(data: bytes, max_values: int, what: str) -> dict[str, np.ndarray]:
     from safetensors.torch import load as st_load
 
@@ -203,21 +301,23 @@ def _read_safetensors(data: bytes, max_values: int, what: str) -> dict[str, np.n
         raise UnreadableFile(f"{what} is truncated: its header is longer than the file.")
     try:
         header = json.loads(data[8 : 8 + header_len])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UnreadableFile(f"{what} has a malformed .safetensors header: {exc}") from None
-    if not isinstance(header, dict):
-        raise UnreadableFile(f"{what} has a malformed .safetensors header.")
-    for name, entry in header.items():
-        if name != "__metadata__" and isinstance(entry, dict):
-            _check_values(tuple(entry.get("shape", ())), max_values, f"{what} {name!r}")
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise UnreadableFile(
+            f"{what} has a malformed .safetensors header: {excerpt(exc, 200)}", code="bad_header"
+        ) from None
+    _check_safetensors_header(header, len(data) - 8 - header_len, max_values, what)
     try:
         tensors = st_load(data)
     except Exception as exc:  # safetensors raises its own SafetensorError
-        raise UnreadableFile(f"{what} is not a readable .safetensors file: {exc}") from None
-    return {k: _torch_to_numpy(v, max_values, f"{what} {k!r}") for k, v in tensors.items()}
+        raise UnreadableFile(
+            f"{what} is not a readable .safetensors file: {excerpt(exc, 200)}"
+        ) from None
+    return {k: _torch_to_numpy(v, max_values, f"{what} {excerpt(k)}") for k, v in tensors.items()}
 
 
-def _read_image(data: bytes, max_pixels: int, what: str) -> np.ndarray:
+def _read_image(
+    data: bytes, max_pixels: int, max_values: int, max_side: tuple[int, int] | None, what: str
+) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -231,6 +331,13 @@ def _read_image(data: bytes, max_pixels: int, what: str) -> np.ndarray:
                     f"{what} is {w}×{h} = {w * h} pixels; the limit is {max_pixels} "
                     "(ONEBYONE_MAX_IMAGE_PIXELS). Resize it."
                 )
+            if max_side is not None and (h > max_side[0] or w > max_side[1]):
+                raise TooLarge(
+                    f"{what} is {w}×{h} pixels; the largest map is {max_side[1]}×{max_side[0]} "
+                    "(ONEBYONE_MAX_WIDTH × ONEBYONE_MAX_HEIGHT). Resize it."
+                )
+            # Its values once decoded (grey: 1 per pixel, else 3), before decoding.
+            _check_values((h, w, 1 if img.mode in ("1", "L", "LA") else 3), max_values, what)
             img.load()
     except (
         UnidentifiedImageError,
@@ -239,7 +346,7 @@ def _read_image(data: bytes, max_pixels: int, what: str) -> np.ndarray:
         ValueError,
         Image.DecompressionBombError,
     ) as exc:
-        raise UnreadableFile(f"{what} is not a readable image: {exc}") from None
+        raise UnreadableFile(f"{what} is not a readable image: {excerpt(exc, 200)}") from None
     # Every bit depth is scaled the same way, to [0, 1] by its largest code.
     if img.mode.startswith("I;16") or (img.mode == "I" and _png_bit_depth(data) == 16):
         arr = np.asarray(img, dtype=np.float32) / 65535.0
@@ -278,17 +385,53 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 ARRAY_EXTENSIONS = tuple(e for e in _EXTENSIONS if e not in IMAGE_EXTENSIONS)
 
 
-def _sniff(data: bytes, what: str, *, max_values: int, max_pixels: int) -> Decoded:
+class _DirectoryReader(io.BytesIO):
+    """The upload for zipfile, refusing any single read over `limit` while it is set.
+
+    zipfile reads the central directory in one read of the size the archive declares, and
+    makes an object of every entry in it: 128 MiB of directory would be millions of them.
+    """
+
+    limit: int | None = None
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        wanted = size if size is not None and size >= 0 else len(self.getbuffer()) - self.tell()
+        if self.limit is not None and wanted > self.limit:
+            raise TooLarge(
+                f"The archive's directory is over {self.limit} bytes; at most "
+                f"{_MAX_ZIP_MEMBERS} members are read.",
+                code="too_large",
+            )
+        return super().read(size)
+
+
+def _open_zip(data: bytes, what: str) -> zipfile.ZipFile:
+    reader = _DirectoryReader(data)
+    reader.limit = _MAX_ZIP_DIRECTORY
+    zf = zipfile.ZipFile(reader)
+    reader.limit = None
+    return zf
+
+
+def _sniff(
+    data: bytes,
+    what: str,
+    *,
+    max_values: int,
+    max_pixels: int,
+    max_side: tuple[int, int] | None,
+) -> Decoded:
     if data.startswith(_NPY_MAGIC):
         return Decoded({"array": _read_npy(data, max_values, what)}, "npy")
     if data.startswith(_PNG_MAGIC) or data.startswith(_JPEG_MAGIC):
-        return Decoded({"image": _read_image(data, max_pixels, what)}, "image", "hwc")
+        image = _read_image(data, max_pixels, max_values, max_side, what)
+        return Decoded({"image": image}, "image", "hwc")
     if data.startswith(_ZIP_MAGIC):
         try:
-            zf = zipfile.ZipFile(io.BytesIO(data))
+            zf = _open_zip(data, what)
             names = zf.namelist()
         except _ZIP_ERRORS as exc:
-            raise UnreadableFile(f"{what} is a damaged zip archive: {exc}") from None
+            raise UnreadableFile(f"{what} is a damaged zip archive: {excerpt(exc, 200)}") from None
         with zf:
             if any(n.endswith("data.pkl") for n in names):
                 return Decoded(_read_pt(data, zf, max_values, what), "pt")
@@ -296,7 +439,7 @@ def _sniff(data: bytes, what: str, *, max_values: int, max_pixels: int) -> Decod
                 try:
                     return Decoded(_read_npz(zf, max_values, what), "npz")
                 except _ZIP_ERRORS as exc:
-                    raise UnreadableFile(f"{what} is a damaged .npz: {exc}") from None
+                    raise UnreadableFile(f"{what} is a damaged .npz: {excerpt(exc, 200)}") from None
         raise UnsupportedType(
             f"{what} is a zip archive but neither an .npz nor a torch.save file; "
             f"send one of: {_ACCEPTED}."
@@ -313,9 +456,18 @@ def _sniff(data: bytes, what: str, *, max_values: int, max_pixels: int) -> Decod
 
 
 def decode(
-    data: bytes, part: str, filename: str | None, *, max_values: int, max_pixels: int
+    data: bytes,
+    part: str,
+    filename: str | None,
+    *,
+    max_values: int,
+    max_pixels: int,
+    max_side: tuple[int, int] | None = None,
 ) -> Decoded:
     """Named arrays from an uploaded file, recognised by its content, not its name.
+
+    Sizes are checked from headers before anything is decoded: `max_values` per array,
+    `max_pixels` per image, and `max_side` (height, width) when given.
 
     `part` is the multipart part it came in (input, weights, target): every error
     raised here names it as the field at fault.
@@ -325,7 +477,7 @@ def decode(
     try:
         if not data:
             raise UnreadableFile(f"{what} is empty; send one of: {_ACCEPTED}.", code="empty")
-        return _sniff(data, what, max_values=max_values, max_pixels=max_pixels)
+        return _sniff(data, what, max_values=max_values, max_pixels=max_pixels, max_side=max_side)
     except UnsupportedType as exc:
         # A known extension on content we cannot read is a damaged file, not a new type.
         ext = "." + (filename or "").rsplit(".", 1)[-1].lower() if "." in (filename or "") else ""

@@ -1,4 +1,4 @@
-"""Load and overload on loopback, bounded in time: bench/loadtest.py as a test."""
+"""Load, overload and a short soak on loopback, bounded in time: bench/loadtest.py as a test."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ def test_load_and_overload() -> None:
             "15",
             "--overload",
             "100",
+            "--soak",
+            "20",
         ],
         cwd=ROOT,
         capture_output=True,
@@ -41,3 +43,10 @@ def test_load_and_overload() -> None:
     assert over["ok"] >= 1 and over["busy_503"] >= 1, over
     # Bounded work: slots + queue (2 + 64) jobs admitted, only 2 computing at once.
     assert over["peak_rss_mib"] < 4096, over
+    # Every kind of client at once: nothing but 200/413/503, every admission given back.
+    soak = result["soak"]
+    assert soak["errors"] == 0 and soak["normal_ok"] > 20, soak
+    assert soak["abandoned"] > 20 and soak["admitted_end"] == 0, soak
+    assert soak["slow_uploads"] >= 2 and soak["slow_uploads_ok"] == soak["slow_uploads"], soak
+    assert soak["oversized"] >= 5 and soak["oversized_413"] == soak["oversized"], soak
+    assert soak["rss_peak_mib"] - soak["rss_start_mib"] < 1024, soak

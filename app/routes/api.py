@@ -1,30 +1,35 @@
-"""The REST API: /healthz, /api/v1/catalogue, /api/v1/colormaps, /api/v1/compare."""
+"""The REST API: /healthz, /readyz, /api/v1/catalogue, /api/v1/colormaps, /api/v1/compare."""
 
 from __future__ import annotations
 
+import tempfile
 import time
-from typing import Annotated, Any, Literal
+from typing import IO, Annotated, Any, Literal
 
 import torch
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from app import __version__, catalogue, compare, devices, montage, render, report
 from app.errors import InvalidContent
-from app.gate import ComputeGate
-from app.routes.bodies import parse_body
-from app.routes.deps import ERRORS, SettingsDep, StrictQuery
+from app.routes.admission import ComputeRoute, file_response, json_bytes
+from app.routes.bodies import parse_body, receive_body
+from app.routes.deps import ERRORS, GateDep, SettingsDep, StrictQuery, TicketDep
 from app.schemas import (
     COMPARE_EXAMPLES,
     HARD_SIDE,
+    Admission,
     Catalogue,
     Colormaps,
     CompareReport,
     CompareRequest,
     Health,
+    Readiness,
 )
 
 router = APIRouter(dependencies=[StrictQuery])
+# Routes that compute: admitted by the gate before their body is read.
+compute_router = APIRouter(dependencies=[StrictQuery], route_class=ComputeRoute)
 
 
 def ok(example: Any, media: str = "application/json") -> dict[int | str, dict[str, Any]]:
@@ -32,24 +37,56 @@ def ok(example: Any, media: str = "application/json") -> dict[int | str, dict[st
     return {200: {"content": {media: {"example": example}}}}
 
 
+_ADMISSION_EXAMPLE = {
+    "worker": 4242,
+    "slots": 2,
+    "capacity": 66,
+    "admitted": 0,
+    "computing": 0,
+    "waiting_for_slot": 0,
+    "abandoned": 0,
+    "ready": True,
+}
 HEALTH_EXAMPLE = {
     "status": "ok",
     "devices": ["cuda", "cpu"],
     "device_names": {"cpu": "CPU", "cuda": "NVIDIA H100 80GB HBM3"},
     "torch": "2.13.0",
     "version": __version__,
+    "admission": _ADMISSION_EXAMPLE,
 }
 
 
 @router.get("/healthz", response_model=Health, tags=["service"], responses=ok(HEALTH_EXAMPLE))
-def healthz() -> Health:
-    """Liveness and the compute devices this server has."""
+async def healthz(gate: GateDep) -> Health:
+    """Liveness, the compute devices this server has, and what its compute gate holds."""
     return Health(
         status="ok",
         devices=devices.available(),
         device_names=devices.describe(),
         torch=torch.__version__,
         version=__version__,
+        admission=Admission.model_validate(gate.snapshot()),
+    )
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    tags=["service"],
+    responses={
+        **ok({"status": "ready", "admission": _ADMISSION_EXAMPLE}),
+        503: {"model": Readiness, "description": "Every slot and queue place is taken."},
+    },
+)
+async def readyz(gate: GateDep) -> JSONResponse:
+    """Readiness: 200 when this worker would admit one more request, 503 when it would not."""
+    admission = gate.snapshot()
+    ready = admission["ready"]
+    return JSONResponse(
+        {"status": "ready" if ready else "busy", "admission": admission},
+        status_code=200 if ready else 503,
+        headers=None if ready else {"Retry-After": "1"},
     )
 
 
@@ -232,7 +269,7 @@ COMPARE_REPORT_EXAMPLE = {
 }
 
 
-@router.post(
+@compute_router.post(
     "/api/v1/compare",
     tags=["compare"],
     response_model=CompareReport,
@@ -254,6 +291,7 @@ COMPARE_REPORT_EXAMPLE = {
 async def compare_endpoint(
     request: Request,
     settings: SettingsDep,
+    ticket: TicketDep,
     format: Annotated[Literal["json", "png", "npz"], Query(description="What to return.")] = "json",
     scale: Annotated[
         Literal["shared", "channel"],
@@ -300,19 +338,21 @@ async def compare_endpoint(
             field="channel",
             code="conflict",
         )
-    started = time.perf_counter()
-    req, files = await parse_body(request, CompareRequest, ("input", "weights"), "input", settings)
-    input_file, weights_file = files["input"], files["weights"]
-    decode_ms = (time.perf_counter() - started) * 1e3
-    gate: ComputeGate = request.app.state.gate
+    received = await receive_body(request, settings, ticket)
 
-    def work() -> tuple[bytes | CompareReport, dict[str, float], str]:
+    def work() -> tuple[bytes | IO[bytes], dict[str, float], str]:
+        started = time.perf_counter()
+        req, files = parse_body(received, CompareRequest, ("input", "weights"), "input", settings)
+        input_file, weights_file = files["input"], files["weights"]
+        decode_ms = (time.perf_counter() - started) * 1e3
+        ticket.token.check()
         cmp = compare.run(req, settings, input_file, weights_file)
+        ticket.token.check()
         t0 = time.perf_counter()
         stages: dict[str, float] = {}
         with torch.inference_mode():
             if format == "png":
-                body: bytes | CompareReport
+                body: bytes | CompareReport | IO[bytes]
                 body, stages = montage.comparison_png(
                     cmp,
                     panels=panel or montage.DEFAULT_PANELS,
@@ -321,7 +361,10 @@ async def compare_endpoint(
                     scale=scale,
                 )
             elif format == "npz":
-                body = render.npz_bytes(cmp.arrays())
+                # To disk, streamed back in pieces: a 500 MB answer is not held in RAM.
+                body = tempfile.TemporaryFile()  # noqa: SIM115 (closed by the ticket)
+                ticket.on_release(body.close)
+                render.write_npz(cmp.arrays(), body)
             else:
                 body = report.build(
                     cmp,
@@ -334,15 +377,14 @@ async def compare_endpoint(
         timings.update(stages)
         if isinstance(body, CompareReport):
             body.timings_ms = {k: round(v, 3) for k, v in timings.items()}
-            body = body.model_dump_json().encode()  # serialised off the event loop
+            body = json_bytes(body.model_dump(mode="json"))
         return body, timings, cmp.device
 
-    body, timings, device = await gate.run(work)
+    body, timings, device = await ticket.run(work, request.receive)
     server_timing = ", ".join(f"{k};dur={v:.2f}" for k, v in timings.items())
     headers = {"Server-Timing": server_timing, "X-Onebyone-Device": device}
-    if format == "json":
-        return Response(body, media_type="application/json", headers=headers)
-    if format == "png":
-        return Response(body, media_type="image/png", headers=headers)
+    if isinstance(body, bytes):
+        media_type = "image/png" if format == "png" else "application/json"
+        return Response(body, media_type=media_type, headers=headers)
     headers["Content-Disposition"] = 'attachment; filename="onebyone.npz"'
-    return Response(body, media_type="application/x-npz", headers=headers)
+    return file_response(body, "application/x-npz", headers)

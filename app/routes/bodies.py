@@ -1,5 +1,11 @@
 """Reading request bodies: JSON, or multipart with files and a `spec` part; one way for all.
 
+Two halves. `receive_body` runs on the event loop while the request waits its turn: it
+checks the Content-Type and the declared size before reading a byte, then copies the body
+into a `Spool` (a little in RAM, the rest on disk) within a byte limit and a time limit.
+`parse_body` runs in a compute slot: it parses JSON or splits the multipart body and
+decodes the uploaded files, so the cost of parsing is bounded by the number of slots.
+
 The parser is strict where leniency could only hide a mistake: a body needs a
 Content-Type, JSON keys and multipart parts may not repeat, numbers must be
 numbers (not booleans or strings), and unknown fields are refused with the list
@@ -8,18 +14,32 @@ of the fields that exist there.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
-from collections.abc import Sequence
-from typing import Any, TypeVar
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
-from starlette.datastructures import UploadFile
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
 
 from app import uploads
 from app.config import Settings
-from app.errors import InvalidContent, UnreadableFile, UnsupportedType, excerpt
+from app.errors import (
+    InvalidContent,
+    OneByOneError,
+    TooLarge,
+    TooSlow,
+    UnreadableFile,
+    UnsupportedType,
+    excerpt,
+)
+from app.gate import ClientGone, Ticket
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -83,17 +103,37 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         if key in out:
             raise UnreadableFile(
                 f"The key {excerpt(key)} appears twice in one JSON object; send it once.",
-                field=key if key.isidentifier() else None,
+                field=key if key.isidentifier() and len(key) <= 40 else None,
                 code="duplicate_key",
             )
         out[key] = value
     return out
 
 
-def parse_spec(model: type[M], raw: bytes | str, what: str) -> M:
-    """A request model from JSON text: duplicate keys refused, numbers strictly numbers."""
+def _count_values(raw: bytes | str) -> int:
+    """An upper bound on the values (and keys) a JSON text holds, counted before parsing.
+
+    Every value but the first in a list or object follows a comma, and each list or object
+    is one more: commas + brackets + 1 bounds them (brackets inside strings only add).
+    """
+    if isinstance(raw, str):
+        return raw.count(",") + raw.count("[") + raw.count("{") + 1
+    return raw.count(b",") + raw.count(b"[") + raw.count(b"{") + 1
+
+
+def parse_spec(model: type[M], raw: bytes | str, what: str, max_values: int | None = None) -> M:
+    """A request model from JSON text: duplicate keys refused, numbers strictly numbers.
+
+    `max_values` bounds what parsing may cost (about 100 bytes of memory per value).
+    """
     if not raw or not raw.strip():
         return model()
+    if max_values is not None and (count := _count_values(raw)) > max_values:
+        raise TooLarge(
+            f"The {what} holds up to {count} JSON values; the limit is {max_values} "
+            "(ONEBYONE_MAX_JSON_VALUES). Send large arrays as files (multipart).",
+            code="too_many_values",
+        )
     try:
         obj = json.loads(raw, object_pairs_hook=_no_duplicate_keys)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
@@ -112,105 +152,402 @@ def parse_spec(model: type[M], raw: bytes | str, what: str) -> M:
         raise validation_error(exc.errors(), model, f"{what}: ") from None
 
 
-async def read_upload(part: Any, name: str, settings: Settings) -> uploads.Decoded | None:
-    if part is None:
-        return None
-    if not isinstance(part, UploadFile):
-        raise InvalidContent(
-            f"The multipart part {name!r} must be a file, not a text field.",
-            field=name,
-            code="not_a_file",
+# ---------------------------------------------------------------- receiving (event loop)
+
+# Bytes written to disk at a time, off the event loop.
+_WRITE_BATCH = 512 * 1024
+# Bytes of the body's end kept to check that a multipart body is complete.
+_TAIL = 1024
+
+
+class Spool:
+    """A request body: its first `memory` bytes in RAM, the rest in a temporary file.
+
+    Writes go to the file in batches, on the event loop's default executor: a plain thread
+    hop (anyio's to_thread costs more on the loop than the write itself).
+    """
+
+    def __init__(self, memory: int) -> None:
+        self.memory = memory
+        self.head = bytearray()
+        self.file: IO[bytes] | None = None
+        self.size = 0
+        self._batch: list[bytes] = []
+        self._batched = 0
+
+    async def write(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.file is None and not self._batch and len(self.head) + len(data) <= self.memory:
+            self.head += data
+            return
+        self._batch.append(data)
+        self._batched += len(data)
+        if self._batched >= _WRITE_BATCH:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self._batch:
+            batch, self._batch, self._batched = self._batch, [], 0
+            await asyncio.get_running_loop().run_in_executor(None, self._write_file, batch)
+
+    def _write_file(self, batch: list[bytes]) -> None:
+        if self.file is None:
+            self.file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by the ticket)
+        self.file.writelines(batch)
+
+    def chunks(self, size: int = 1024 * 1024) -> Iterator[bytes]:
+        """The body again, from the start, in pieces (in a compute thread)."""
+        for start in range(0, len(self.head), size):
+            yield bytes(self.head[start : start + size])
+        if self.file is not None:
+            self.file.seek(0)
+            while chunk := self.file.read(size):
+                yield chunk
+
+    def read(self) -> bytes:
+        return b"".join(self.chunks())
+
+    def close(self) -> None:
+        self.head = bytearray()
+        if self.file is not None:
+            self.file.close()
+
+
+@dataclass
+class Body:
+    """A received body: its kind (json, multipart or empty) and its bytes, spooled."""
+
+    kind: str
+    spool: Spool
+    boundary: bytes = b""
+
+
+@dataclass(frozen=True)
+class BodyPlan:
+    """What the headers say about a body: its kind, its byte limit and how it may be read."""
+
+    kind: str  # json, multipart or empty
+    ctype: str
+    limit: int
+    setting: str  # the ONEBYONE_ variable that sets the limit
+    boundary: bytes
+    declared: int | None  # Content-Length
+    chunked: bool
+
+    def over(self, size: int) -> OneByOneError:
+        if self.kind == "empty":
+            return UnsupportedType(
+                "The request has a body but no Content-Type; send Content-Type: "
+                "application/json (curl -H 'Content-Type: application/json') or "
+                "multipart/form-data (curl -F).",
+                code="missing_content_type",
+            )
+        hint = (
+            "Send large arrays as files (multipart)."
+            if self.kind == "json"
+            else "Send a smaller file."
         )
-    data = await part.read()
-    return uploads.decode(
-        data,
-        name,
-        part.filename,
-        max_values=settings.max_values,
-        max_pixels=settings.max_image_pixels,
-    )
+        return TooLarge(
+            f"The request body is {size} bytes or more; the limit for {self.ctype} is "
+            f"{self.limit} bytes (ONEBYONE_{self.setting}). {hint}"
+        )
 
 
-def _terminated(body: bytes, boundary: bytes) -> bool:
-    """Whether a multipart body ends with its closing boundary (`--boundary--`)."""
-    return body.rstrip(b"\r\n \t").endswith(b"--" + boundary + b"--")
+def plan_body(headers: Mapping[str, str], settings: Settings) -> BodyPlan:
+    """Check a body's Content-Type and declared size from the headers alone.
 
-
-async def parse_body(
-    request: Request,
-    model: type[M],
-    file_parts: tuple[str, ...],
-    required: str | None,
-    settings: Settings,
-) -> tuple[M, dict[str, uploads.Decoded | None]]:
-    """The request's spec and its decoded files (None where a part is absent)."""
-    ctype, _, params = request.headers.get("content-type", "").partition(";")
+    Called before the request is admitted, so what is refused anyway takes no place.
+    """
+    ctype, _, params = headers.get("content-type", "").partition(";")
     ctype = ctype.strip().lower()
-    files: dict[str, uploads.Decoded | None] = dict.fromkeys(file_parts)
-    body = await request.body()
+    length = headers.get("content-length")
+    declared = int(length) if length is not None and length.isdigit() else None
+    chunked = "transfer-encoding" in headers
+    boundary = b""
     if ctype == "multipart/form-data":
-        boundary = ""
+        kind, limit, setting = "multipart", settings.max_upload_bytes, "MAX_UPLOAD_BYTES"
         for param in params.split(";"):
             key, _, value = param.strip().partition("=")
             if key.lower() == "boundary":
-                boundary = value.strip('"')
+                boundary = value.strip('"').encode("latin-1")
         if not boundary:
             raise UnreadableFile(
                 "The multipart body has no boundary in its Content-Type; let your client "
                 "set it (curl -F does).",
                 code="bad_multipart",
             )
-        if not _terminated(body, boundary.encode("latin-1")):
+    elif ctype == "application/json":
+        kind, limit, setting = "json", settings.max_json_bytes, "MAX_JSON_BYTES"
+        if settings.max_upload_bytes < limit:  # the upload limit caps every body
+            limit, setting = settings.max_upload_bytes, "MAX_UPLOAD_BYTES"
+    elif not ctype:
+        kind, limit, setting = "empty", 0, ""
+    else:
+        raise UnsupportedType(
+            f"Content-Type {excerpt(ctype)} is not accepted; send application/json or "
+            "multipart/form-data.",
+            code="unsupported_content_type",
+        )
+    plan = BodyPlan(kind, ctype, limit, setting, boundary, declared, chunked)
+    if declared is not None and declared > limit:
+        raise plan.over(declared)
+    return plan
+
+
+async def receive_body(request: Request, settings: Settings, ticket: Ticket) -> Body:
+    """Read an admitted request's body into a spool, within its byte and time limits.
+
+    The spool belongs to the ticket: it is closed when the admission is given back.
+    """
+    plan = plan_body(request.headers, settings)
+    spool = Spool(settings.spool_bytes)
+    ticket.on_release(spool.close)
+    kind, boundary, limit, over = plan.kind, plan.boundary, plan.limit, plan.over
+    if plan.declared == 0 or (plan.declared is None and not plan.chunked):
+        return Body(kind, spool, boundary)
+    tail = b""
+    # One timer per request, not one per message: it cancels the read when the body
+    # stalls for body_idle_timeout_s or takes longer than body_timeout_s in all.
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    start = last = loop.time()
+    expired = False
+    timer: asyncio.TimerHandle | None = None
+
+    def watchdog() -> None:
+        nonlocal timer, expired
+        now = loop.time()
+        idle_left = settings.body_idle_timeout_s - (now - last)
+        total_left = settings.body_timeout_s - (now - start)
+        if min(idle_left, total_left) <= 0 and task is not None:
+            expired = True
+            task.cancel()
+        else:
+            timer = loop.call_later(min(idle_left, total_left), watchdog)
+
+    timer = loop.call_later(settings.body_idle_timeout_s, watchdog)
+    try:
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone("client left while sending its body")
+            chunk = message.get("body", b"")
+            if spool.size + len(chunk) > limit:
+                raise over(spool.size + len(chunk))
+            await spool.write(chunk)
+            last = loop.time()
+            tail = (tail + chunk[-_TAIL:])[-_TAIL:]
+            if not message.get("more_body", False):
+                break
+    except asyncio.CancelledError:
+        if not expired:
+            raise
+        if task is not None and hasattr(task, "uncancel"):  # Python 3.11+
+            task.uncancel()
+        raise TooSlow(
+            f"The request body arrived too slowly: {spool.size} bytes came, then nothing "
+            f"for {settings.body_idle_timeout_s:g} s or the whole body took over "
+            f"{settings.body_timeout_s:g} s (ONEBYONE_BODY_IDLE_TIMEOUT_S, "
+            "ONEBYONE_BODY_TIMEOUT_S)."
+        ) from None
+    finally:
+        if timer is not None:
+            timer.cancel()
+    await spool.flush()
+    if kind == "multipart" and not tail.rstrip(b"\r\n \t").endswith(b"--" + boundary + b"--"):
+        raise UnreadableFile(
+            "The multipart body is cut short: it does not end with its closing boundary. "
+            "Send the whole body.",
+            code="bad_multipart",
+        )
+    return Body(kind, spool, boundary)
+
+
+# ---------------------------------------------------------------- parsing (compute slot)
+
+
+class _Sink:
+    """One part's bytes: in RAM up to 1 MiB, the rest in a temporary file, read back as one
+    `bytes` by a single read that does not hold the GIL (a 100 MB copy held in Python would
+    hold the event loop for tens of milliseconds)."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.file: IO[bytes] | None = None
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.file is None and len(self.buf) + len(data) <= 1 << 20:
+            self.buf += data
+            return
+        if self.file is None:
+            self.file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+            self.file.write(self.buf)
+            self.buf = bytearray()
+        self.file.write(data)
+
+    def read(self) -> bytes:
+        if self.file is None:
+            return bytes(self.buf)
+        self.file.flush()
+        data = os.pread(self.file.fileno(), self.size, 0)
+        while len(data) < self.size:  # a short read: unusual, but allowed
+            data += os.pread(self.file.fileno(), self.size - len(data), len(data))
+        return data
+
+    def close(self) -> None:
+        self.buf = bytearray()
+        if self.file is not None:
+            self.file.close()
+
+
+@dataclass
+class Part:
+    """One multipart part: its filename (None for a text field) and its bytes."""
+
+    name: str
+    filename: str | None
+    data: _Sink = field(default_factory=_Sink)
+
+
+def _split_multipart(
+    body: Body, parts: dict[str, Part], allowed: set[str], spec_limit: int
+) -> None:
+    """The parts of a multipart body into `parts` by name; unknown or repeated names are
+    refused as they come."""
+    state: dict[str, Any] = {"field": b"", "value": b"", "headers": {}, "part": None}
+    ended = False
+
+    def header_field(data: bytes, start: int, end: int) -> None:
+        state["field"] += data[start:end]
+
+    def header_value(data: bytes, start: int, end: int) -> None:
+        state["value"] += data[start:end]
+
+    def header_end() -> None:
+        state["headers"][state["field"].lower()] = state["value"]
+        state["field"], state["value"] = b"", b""
+
+    def headers_finished() -> None:
+        _, options = parse_options_header(state["headers"].get(b"content-disposition", b""))
+        state["headers"] = {}
+        if b"name" not in options:
             raise UnreadableFile(
-                "The multipart body is cut short: it does not end with its closing boundary. "
-                "Send the whole body.",
+                "A multipart part has no name in its Content-Disposition; send "
+                'form-data; name="…".',
                 code="bad_multipart",
             )
-        allowed = {*file_parts, "spec"}
-        async with request.form(
-            max_files=len(file_parts) + 1, max_fields=len(allowed) + 1, max_part_size=1 << 20
-        ) as form:
-            names = [name for name, _ in form.multi_items()]
-            for name in names:
-                if name not in allowed:
-                    raise InvalidContent(
-                        f"Unknown multipart part {excerpt(name)}; "
-                        f"send {', '.join(sorted(allowed))}.",
-                        field=name if name.isidentifier() and len(name) <= 40 else None,
-                        code="unknown_part",
-                    )
-                if names.count(name) > 1:
-                    raise InvalidContent(
-                        f"The multipart part {name!r} is sent {names.count(name)} times; "
-                        "send it once.",
-                        field=name,
-                        code="repeated_part",
-                    )
-            if required and form.get(required) is None:
-                raise InvalidContent(
-                    f"The multipart body needs a file part named {required!r}.",
-                    field=required,
-                    code="missing",
-                )
-            spec_part = form.get("spec")
-            if isinstance(spec_part, UploadFile):
-                spec_part = (await spec_part.read()).decode("utf-8", "replace")
-            spec = parse_spec(model, spec_part or "", "spec part")
-            for name in file_parts:
-                files[name] = await read_upload(form.get(name), name, settings)
-        return spec, files
-    if ctype == "application/json":
-        return parse_spec(model, body, "JSON body"), files
-    if not ctype and not body:
-        return model(), files  # nothing sent: every default
-    if not ctype:
-        raise UnsupportedType(
-            "The request has a body but no Content-Type; send Content-Type: application/json "
-            "(curl -H 'Content-Type: application/json') or multipart/form-data (curl -F).",
-            code="missing_content_type",
-        )
-    raise UnsupportedType(
-        f"Content-Type {excerpt(ctype)} is not accepted; send application/json or "
-        "multipart/form-data.",
-        code="unsupported_content_type",
+        name = options[b"name"].decode("utf-8", "replace")
+        if name not in allowed:
+            raise InvalidContent(
+                f"Unknown multipart part {excerpt(name)}; send {', '.join(sorted(allowed))}.",
+                field=name if name.isidentifier() and len(name) <= 40 else None,
+                code="unknown_part",
+            )
+        if name in parts:
+            raise InvalidContent(
+                f"The multipart part {name!r} is sent more than once; send it once.",
+                field=name,
+                code="repeated_part",
+            )
+        filename = options.get(b"filename")
+        part = Part(name, None if filename is None else filename.decode("utf-8", "replace"))
+        parts[name] = state["part"] = part
+
+    def part_data(data: bytes, start: int, end: int) -> None:
+        part: Part = state["part"]
+        if part.name == "spec" and part.data.size + end - start > spec_limit:
+            raise TooLarge(
+                f"The spec part is over {spec_limit} bytes (ONEBYONE_MAX_SPEC_BYTES); send "
+                "arrays as files.",
+                field="spec",
+            )
+        part.data.write(data[start:end])
+
+    def on_end() -> None:
+        nonlocal ended
+        ended = True
+
+    parser = MultipartParser(
+        body.boundary,
+        {
+            "on_header_field": header_field,
+            "on_header_value": header_value,
+            "on_header_end": header_end,
+            "on_headers_finished": headers_finished,
+            "on_part_data": part_data,
+            "on_end": on_end,
+        },
     )
+    try:
+        for chunk in body.spool.chunks():
+            parser.write(chunk)
+    except MultipartParseError as exc:
+        raise UnreadableFile(
+            f"The multipart body is malformed: {excerpt(exc, 120)}.", code="bad_multipart"
+        ) from None
+    if not ended:
+        raise UnreadableFile(
+            "The multipart body is cut short: it does not end with its closing boundary. "
+            "Send the whole body.",
+            code="bad_multipart",
+        )
+
+
+def read_upload(part: Part | None, name: str, settings: Settings) -> uploads.Decoded | None:
+    if part is None:
+        return None
+    if part.filename is None:
+        raise InvalidContent(
+            f"The multipart part {name!r} must be a file, not a text field.",
+            field=name,
+            code="not_a_file",
+        )
+    data = part.data.read()
+    part.data.close()  # its bytes are in `data` now
+    return uploads.decode(
+        data,
+        name,
+        part.filename,
+        max_values=settings.max_values,
+        max_pixels=settings.max_image_pixels,
+        max_side=(settings.max_height, settings.max_width),
+    )
+
+
+def parse_body(
+    body: Body,
+    model: type[M],
+    file_parts: tuple[str, ...],
+    required: str | None,
+    settings: Settings,
+) -> tuple[M, dict[str, uploads.Decoded | None]]:
+    """The request's spec and its decoded files (None where a part is absent).
+
+    Runs in a compute slot: JSON parsing and decoding cost CPU and memory.
+    """
+    files: dict[str, uploads.Decoded | None] = dict.fromkeys(file_parts)
+    if body.kind == "empty":
+        return model(), files  # nothing sent: every default
+    if body.kind == "json":
+        return parse_spec(model, body.spool.read(), "JSON body", settings.max_json_values), files
+    parts: dict[str, Part] = {}
+    try:
+        _split_multipart(body, parts, {*file_parts, "spec"}, settings.max_spec_bytes)
+        if required and required not in parts:
+            raise InvalidContent(
+                f"The multipart body needs a file part named {required!r}.",
+                field=required,
+                code="missing",
+            )
+        spec_text = ""
+        if (spec_part := parts.get("spec")) is not None:
+            spec_text = spec_part.data.read().decode("utf-8", "replace")
+        spec = parse_spec(model, spec_text, "spec part", settings.max_json_values)
+        for name in file_parts:
+            files[name] = read_upload(parts.get(name), name, settings)
+    finally:
+        for part in parts.values():
+            part.data.close()
+    return spec, files

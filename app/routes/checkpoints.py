@@ -6,13 +6,20 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from app import weights
+from app import uploads, weights
 from app.errors import InvalidContent
-from app.routes.bodies import parse_body
-from app.routes.deps import ERRORS, SettingsDep, StrictQuery
+from app.routes.admission import ComputeRoute
+from app.routes.bodies import parse_body, receive_body
+from app.routes.deps import ERRORS, SettingsDep, StrictQuery, TicketDep
 from app.schemas import BatchNormInfo, CheckpointLayer, CheckpointLayers, LayersRequest
 
-router = APIRouter(prefix="/api/v1/checkpoints", tags=["checkpoints"], dependencies=[StrictQuery])
+# Admitted by the compute gate before the (possibly 100 MB) checkpoint is read.
+router = APIRouter(
+    prefix="/api/v1/checkpoints",
+    tags=["checkpoints"],
+    dependencies=[StrictQuery],
+    route_class=ComputeRoute,
+)
 
 
 EXAMPLE: dict[str, Any] = {
@@ -76,21 +83,31 @@ _BODY = {
     responses={200: {"content": {"application/json": {"example": EXAMPLE}}}, **ERRORS},
     openapi_extra=_BODY,
 )
-async def layers(request: Request, settings: SettingsDep) -> CheckpointLayers:
+async def layers(request: Request, settings: SettingsDep, ticket: TicketDep) -> CheckpointLayers:
     """List an uploaded checkpoint's 1×1 conv layers: name, K, C, bias, the batch norm after it.
 
     Send multipart/form-data with the checkpoint as the file part `weights`; pick a layer
     and send it to POST /api/v1/compare as `"weights": {"layer": NAME}`.
     """
-    _, files = await parse_body(request, LayersRequest, ("weights",), "weights", settings)
-    decoded = files["weights"]
-    if decoded is None:
-        raise InvalidContent(
-            "Send the checkpoint as multipart/form-data, in the file part 'weights' "
-            "(curl -F weights=@model.pt).",
-            field="weights",
-            code="missing",
-        )
+    received = await receive_body(request, settings, ticket)
+
+    def job() -> CheckpointLayers:
+        # Decoding a checkpoint is work like any other: inside a compute slot, off the loop.
+        _, files = parse_body(received, LayersRequest, ("weights",), "weights", settings)
+        decoded = files["weights"]
+        if decoded is None:
+            raise InvalidContent(
+                "Send the checkpoint as multipart/form-data, in the file part 'weights' "
+                "(curl -F weights=@model.pt).",
+                field="weights",
+                code="missing",
+            )
+        return _listing(decoded)
+
+    return await ticket.run(job, request.receive)
+
+
+def _listing(decoded: uploads.Decoded) -> CheckpointLayers:
     ckpt, ones = weights.file_layers(decoded)
     out = []
     for conv in ones:

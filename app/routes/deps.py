@@ -1,4 +1,5 @@
-"""What every route shares: the settings, the compute gate, and the error table for OpenAPI."""
+"""What every route shares: the settings, the compute gate and a request's admission ticket,
+and the error table for OpenAPI."""
 
 from __future__ import annotations
 
@@ -7,26 +8,47 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from fastapi import Depends, Request
 
-from app.config import Settings, get_settings
+from app.config import Settings
 from app.errors import InvalidContent, excerpt
-from app.gate import ComputeGate
+from app.gate import ComputeGate, Ticket
+from app.routes.admission import TICKET
 from app.schemas import ErrorResponse
+
+# Dependencies are `async def`: FastAPI runs a plain `def` one in a thread pool, a hop per
+# request that, with compute threads busy, waits for the GIL and slows even /healthz.
+
+
+async def get_settings(request: Request) -> Settings:
+    """The settings create_app() was given."""
+    settings: Settings = request.app.state.settings
+    return settings
+
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_gate(request: Request) -> ComputeGate:
+async def get_gate(request: Request) -> ComputeGate:
     gate: ComputeGate = request.app.state.gate
     return gate
 
 
 GateDep = Annotated[ComputeGate, Depends(get_gate)]
 
+
+async def get_ticket(request: Request) -> Ticket:
+    """The admission of a request on a ComputeRoute (routes.admission)."""
+    ticket: Ticket = request.scope[TICKET]
+    return ticket
+
+
+TicketDep = Annotated[Ticket, Depends(get_ticket)]
+
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}
     for code, text in {
         400: "A file or body that cannot be read (truncated, malformed, bad JSON).",
         403: "A request from a foreign web page (Origin) or for a foreign host name.",
+        408: "The request body arrived too slowly (ONEBYONE_BODY_TIMEOUT_S).",
         413: "Body, file or array over a limit.",
         415: "Unsupported file type or Content-Type, or content that would need unpickling.",
         422: "A valid request of impossible content: shape mismatch, NaN, unknown name or field, "
@@ -54,7 +76,7 @@ def _query_params(dependant: Any) -> dict[str, bool]:
     return params
 
 
-def strict_query(request: Request) -> None:
+async def strict_query(request: Request) -> None:
     """Refuse a query parameter this route does not have, or one given twice.
 
     `?format=json&format=npz` or a typo such as `?fromat=png` can only be a mistake;

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
-import anyio
 import numpy as np
 import torch
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from app import compare, devices, experiments, generators, mixing, render, uploads
 from app.config import Settings
 from app.errors import InvalidContent, OneByOneError
-from app.gate import ComputeGate
-from app.routes.bodies import parse_body
-from app.routes.deps import ERRORS, SettingsDep, StrictQuery
+from app.gate import Cancelled, Ticket
+from app.routes.admission import ComputeRoute, json_bytes
+from app.routes.bodies import parse_body, receive_body
+from app.routes.deps import ERRORS, SettingsDep, StrictQuery, TicketDep
 from app.schemas import (
     EXPERIMENT_EXAMPLES,
     BottleneckRequest,
@@ -32,7 +33,12 @@ from app.schemas import (
     ReceptiveFieldResult,
 )
 
-router = APIRouter(prefix="/api/v1/experiments", tags=["experiments"], dependencies=[StrictQuery])
+router = APIRouter(
+    prefix="/api/v1/experiments",
+    tags=["experiments"],
+    dependencies=[StrictQuery],
+    route_class=ComputeRoute,
+)
 log = logging.getLogger("onebyone")
 
 
@@ -56,6 +62,15 @@ def _body(name: str, model: type[Any], files: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def _over(what: str, count: int, limit: int, field: str) -> InvalidContent:
+    return InvalidContent(
+        f"This experiment takes at most {limit} values in its {what}; it has {count}. "
+        "Use a smaller map (ONEBYONE_MAX_EXPERIMENT_VALUES).",
+        field=field,
+        code="over_limit",
+    )
+
+
 def _input(
     spec: InputSpec,
     upload: uploads.Decoded | None,
@@ -64,22 +79,26 @@ def _input(
     limit: int | None = None,
 ) -> tuple[np.ndarray, torch.Tensor, list[str], str]:
     """An experiment's feature maps, generated or uploaded: as numpy, on the device, their
-    channel names and source. `limit` caps C·H·W for experiments that do more per value."""
+    channel names and source. `limit` caps C·H·W for experiments that do more per value,
+    checked on the uploaded array before it is converted, and on the maps made from it."""
+    if limit is not None and upload is not None:
+        biggest = max((a.size for a in upload.arrays.values()), default=0)
+        if biggest > limit:
+            raise _over("input (C·H·W)", biggest, limit, "input")
     arr, names, _, source = compare.load_input(CompareRequest(input=spec), upload, settings)
     if limit is not None and arr.size > limit:
-        raise InvalidContent(
-            f"This experiment takes at most {limit} input values (C·H·W); the input has "
-            f"{arr.size}. Use a smaller map (ONEBYONE_MAX_EXPERIMENT_VALUES).",
-            field="input",
-            code="over_limit",
-        )
+        raise _over("input (C·H·W)", arr.size, limit, "input")
     return arr, torch.from_numpy(arr).to(devices.resolve(device)), names, source
 
 
 def _target(
-    req: FitRequest, arr: np.ndarray, upload: uploads.Decoded | None, input_uploaded: bool
+    req: FitRequest,
+    arr: np.ndarray,
+    upload: uploads.Decoded | None,
+    input_uploaded: bool,
+    settings: Settings,
 ) -> np.ndarray:
-    """The map to learn, (K, H, W)."""
+    """The map to learn, (K, H, W): K·H·W and K within the limits before it is converted."""
     h, w = arr.shape[1:]
     if req.target == "upload":
         if upload is None:
@@ -88,7 +107,18 @@ def _target(
                 field="target",
                 code="missing",
             )
-        t = uploads.to_chw(uploads.pick(upload, "target", "The target file"), "chw", "target")
+        raw = uploads.pick(upload, "target", "The target file")
+        if raw.size > settings.max_experiment_values:
+            raise _over("target (K·H·W)", raw.size, settings.max_experiment_values, "target")
+        k = raw.shape[0] if raw.ndim >= 3 else 1
+        if k > settings.max_out_channels:
+            raise InvalidContent(
+                f"The target has K = {k} channels; the limit is {settings.max_out_channels} "
+                "(ONEBYONE_MAX_OUT_CHANNELS).",
+                field="target",
+                code="over_limit",
+            )
+        t = uploads.to_chw(raw, "chw", "target")
         if t.shape[1:] != (h, w):
             raise InvalidContent(
                 f"The target is {t.shape[1]}×{t.shape[2]} but the input is {h}×{w}; "
@@ -119,7 +149,7 @@ def _fit_job(
     t = torch.from_numpy(np.ascontiguousarray(target, dtype=np.float32)).to(x.device)
     # The floor is for one target map; several targets report the trained loss instead.
     floor, floor_channel = (
-        experiments.no_mixing_floor(arr.reshape(arr.shape[0], -1), target.reshape(-1))
+        experiments.no_mixing_floor(arr.reshape(arr.shape[0], -1), target.reshape(-1), stop)
         if target.shape[0] == 1
         else (None, None)
     )
@@ -148,7 +178,7 @@ def _fit_job(
         f"ReLU-only cannot do better than {bound} (mean squared error); "
         f"the 1×1 conv + ReLU reaches {final['conv_relu']:.4g}."
     )
-    return result
+    return FitResult.model_validate(result).model_dump(mode="json")
 
 
 FIT_EXAMPLE = {
@@ -231,6 +261,7 @@ def _ok(example: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[in
 async def fit(
     request: Request,
     settings: SettingsDep,
+    ticket: TicketDep,
     stream: Annotated[
         bool, Query(description="Stream progress as Server-Sent Events (also by Accept).")
     ] = False,
@@ -242,71 +273,72 @@ async def fit(
     sends `progress` events (FitProgress) and one `result` event (FitResult), or an
     `error` event ({"status", "detail", "field", "code"}); closing the connection cancels it.
     """
-    req, files = await parse_body(request, FitRequest, ("input", "target"), None, settings)
-    gate: ComputeGate = request.app.state.gate
+    received = await receive_body(request, settings, ticket)
 
-    def prepare() -> tuple[np.ndarray, torch.Tensor, np.ndarray]:
+    def prepare() -> tuple[FitRequest, np.ndarray, torch.Tensor, np.ndarray]:
         # Before any stream starts, so an impossible request still gets its 4xx.
+        req, files = parse_body(received, FitRequest, ("input", "target"), None, settings)
         limit = settings.max_experiment_values
         arr, x, _, _ = _input(req.input, files["input"], settings, req.device, limit)
-        return arr, x, _target(req, arr, files["target"], files["input"] is not None)
+        target = _target(req, arr, files["target"], files["input"] is not None, settings)
+        return req, arr, x, target
 
-    arr, x, target = await gate.run(prepare)
+    req, arr, x, target = await ticket.run(prepare, request.receive)
     wants_stream = stream or "text/event-stream" in request.headers.get("accept", "")
-    stop = threading.Event()
     if not wants_stream:
-        result = await gate.run(lambda: _fit_job(req, arr, x, target, lambda _: None, stop))
-        return JSONResponse(result)
+        result = await ticket.run(
+            lambda: json_bytes(_fit_job(req, arr, x, target, lambda _: None, ticket.token)),
+            request.receive,
+        )
+        return Response(result, media_type="application/json")
     return StreamingResponse(
-        _fit_events(gate, req, arr, x, target, stop),
+        _fit_events(ticket, req, arr, x, target),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
+def _sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
 async def _fit_events(
-    gate: ComputeGate,
-    req: FitRequest,
-    arr: np.ndarray,
-    x: torch.Tensor,
-    target: np.ndarray,
-    stop: threading.Event,
+    ticket: Ticket, req: FitRequest, arr: np.ndarray, x: torch.Tensor, target: np.ndarray
 ) -> AsyncIterator[str]:
-    send, receive = anyio.create_memory_object_stream[dict[str, Any]](max_buffer_size=10_000)
+    """progress events as the compute thread sends them, then the result (or an error).
+
+    Events are formatted in the thread (a result with a 1024×1024 weight is megabytes of
+    JSON). When the client goes away, Starlette stops this generator and `finally` stops
+    the training; the ticket stays admitted until its thread has really stopped.
+    """
+    loop = asyncio.get_running_loop()
+    events: asyncio.Queue[str | None] = asyncio.Queue()
+    put: Callable[[str | None], object] = events.put_nowait
 
     def progress(event: dict[str, Any]) -> None:
-        try:
-            anyio.from_thread.run_sync(send.send_nowait, {"event": "progress", **event})
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError, RuntimeError):
-            stop.set()  # nobody listens any more
+        loop.call_soon_threadsafe(put, _sse("progress", event))
+
+    def job() -> str:
+        return _sse("result", _fit_job(req, arr, x, target, progress, ticket.token))
 
     async def runner() -> None:
-        async with send:
-            try:
-                result = await gate.run(lambda: _fit_job(req, arr, x, target, progress, stop))
-                await send.send({"event": "result", **result})
-            except experiments.Cancelled:
-                pass  # the client went away; nobody to tell
-            except OneByOneError as exc:
-                await send.send(
-                    {
-                        "event": "error",
-                        "status": exc.status_code,
-                        "detail": exc.detail,
-                        "field": exc.field,
-                        "code": exc.code,
-                    }
-                )
+        try:
+            put(await ticket.run(job))
+        except (experiments.Cancelled, Cancelled):
+            pass  # the client went away; nobody to tell
+        except OneByOneError as exc:
+            error = {"status": exc.status_code, "detail": exc.detail}
+            put(_sse("error", error | {"field": exc.field, "code": exc.code}))
+        finally:
+            put(None)
 
+    task = asyncio.ensure_future(runner())
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(runner)
-            async with receive:
-                async for event in receive:
-                    yield f"event: {event.pop('event')}\ndata: {json.dumps(event)}\n\n"
+        while (text := await events.get()) is not None:
+            yield text
     finally:
-        # The client closed the stream (cancel) or it ended: stop the training loop.
-        stop.set()
+        ticket.token.cancel("stream closed")  # a no-op once the result is out
+        task.cancel()
 
 
 @router.post(
@@ -317,24 +349,25 @@ async def _fit_events(
         "bottleneck", BottleneckRequest, {"input": "feature maps, as for /api/v1/compare"}
     ),
 )
-async def bottleneck(request: Request, settings: SettingsDep) -> dict[str, Any]:
+async def bottleneck(request: Request, settings: SettingsDep, ticket: TicketDep) -> Response:
     """Variance kept by the best linear reduction to K channels, for every K, and its cost.
 
     Each row compares a 1×1 reduce C→K followed by a kernel×kernel conv K→out_channels
     with the kernel×kernel conv C→out_channels alone (`direct`), as in GoogLeNet.
     """
-    req, files = await parse_body(request, BottleneckRequest, ("input",), None, settings)
+    received = await receive_body(request, settings, ticket)
 
-    def job() -> dict[str, Any]:
+    def job() -> bytes:
+        req, files = parse_body(received, BottleneckRequest, ("input",), None, settings)
         _, x, _, source = _input(req.input, files["input"], settings, req.device)
+        ticket.token.check()
         with torch.inference_mode():
             out = experiments.bottleneck(x, req.kernel, req.out_channels)
         out["input_source"] = source
         out["device"] = x.device.type
-        return out
+        return json_bytes(BottleneckResult.model_validate(out).model_dump(mode="json"))
 
-    gate: ComputeGate = request.app.state.gate
-    return await gate.run(job)
+    return Response(await ticket.run(job, request.receive), media_type="application/json")
 
 
 @router.post(
@@ -345,16 +378,20 @@ async def bottleneck(request: Request, settings: SettingsDep) -> dict[str, Any]:
         "receptive_field", ReceptiveFieldRequest, {"input": "feature maps, as for /api/v1/compare"}
     ),
 )
-async def receptive_field(request: Request, settings: SettingsDep) -> dict[str, Any]:
+async def receptive_field(request: Request, settings: SettingsDep, ticket: TicketDep) -> Response:
     """Who sees the neighbours? One input pixel changed under a 1×1 and a 3×3 conv, and the
     edges that a 3×3 layer finds and no 1×1 layer can."""
-    req, files = await parse_body(request, ReceptiveFieldRequest, ("input",), None, settings)
+    received = await receive_body(request, settings, ticket)
 
-    def job() -> dict[str, Any]:
+    def job() -> bytes:
+        req, files = parse_body(received, ReceptiveFieldRequest, ("input",), None, settings)
         limit = settings.max_experiment_values
         arr, t, names, source = _input(req.input, files["input"], settings, req.device, limit)
         device = t.device
         c, h, w = arr.shape
+        if req.out_channels * h * w > limit:
+            # Its outputs are (K, H, W), four of them.
+            raise _over("output (K·H·W)", req.out_channels * h * w, limit, "out_channels")
         y, x = req.pixel if req.pixel is not None else (h // 2, w // 2)
         if not (0 <= y < h and 0 <= x < w):
             raise InvalidContent(
@@ -371,38 +408,40 @@ async def receptive_field(request: Request, settings: SettingsDep) -> dict[str, 
             )
             heat = {"shape": [3, h, w], "data": render.float32_b64(maps_out)}
         k = req.out_channels
-        return {
-            "input_source": source,
-            "channel_names": names,
-            "device": device.type,
-            "pixel": [y, x],
-            "changed": changed,
-            "expected": {
-                "conv1x1": [[y, x]],
-                "conv3x3": [
-                    [yy, xx]
-                    for yy in range(y - 1, y + 2)
-                    for xx in range(x - 1, x + 2)
-                    if 0 <= yy < h and 0 <= xx < w
-                ],
-            },
-            "cost": {
-                "conv1x1": mixing.layer_cost(c, k, h, w, 1),
-                "conv3x3": mixing.layer_cost(c, k, h, w, 3),
-            },
-            "edges": {
-                "fraction": float(truth.mean()),
-                "conv3x3_agreement": float((found == truth).mean()),
-                "best_1x1_agreement": best_1x1,
-                "conv3x3_filters": 8 * c,
-            },
-            "heatmaps": {
-                "height": h,
-                "width": w,
-                "names": ["input channel 0", "3×3 edge layer", "true edges"],
-                "maps": heat,
-            },
-        }
+        result = ReceptiveFieldResult.model_validate(
+            {
+                "input_source": source,
+                "channel_names": names,
+                "device": device.type,
+                "pixel": [y, x],
+                "changed": changed,
+                "expected": {
+                    "conv1x1": [[y, x]],
+                    "conv3x3": [
+                        [yy, xx]
+                        for yy in range(y - 1, y + 2)
+                        for xx in range(x - 1, x + 2)
+                        if 0 <= yy < h and 0 <= xx < w
+                    ],
+                },
+                "cost": {
+                    "conv1x1": mixing.layer_cost(c, k, h, w, 1),
+                    "conv3x3": mixing.layer_cost(c, k, h, w, 3),
+                },
+                "edges": {
+                    "fraction": float(truth.mean()),
+                    "conv3x3_agreement": float((found == truth).mean()),
+                    "best_1x1_agreement": best_1x1,
+                    "conv3x3_filters": 8 * c,
+                },
+                "heatmaps": {
+                    "height": h,
+                    "width": w,
+                    "names": ["input channel 0", "3×3 edge layer", "true edges"],
+                    "maps": heat,
+                },
+            }
+        )
+        return json_bytes(result.model_dump(mode="json"))
 
-    gate: ComputeGate = request.app.state.gate
-    return await gate.run(job)
+    return Response(await ticket.run(job, request.receive), media_type="application/json")
