@@ -87,7 +87,10 @@ def _check_layer_size(k: int, c: int, h: int, w: int, s: Settings) -> None:
 
 
 def load_input(
-    req: CompareRequest, input_file: uploads.Decoded | None, s: Settings
+    req: CompareRequest,
+    input_file: uploads.Decoded | None,
+    s: Settings,
+    cache: generators.Cache | None = None,
 ) -> tuple[np.ndarray, list[str], dict[str, np.ndarray], str]:
     spec = req.input
     if input_file is not None:
@@ -118,7 +121,13 @@ def load_input(
     channels = info.fixed_channels or spec.channels
     _check_input_size(channels, spec.height, spec.width, s)
     g = generators.generate(
-        spec.generator, channels, spec.height, spec.width, spec.seed, spec.generator_params()
+        spec.generator,
+        channels,
+        spec.height,
+        spec.width,
+        spec.seed,
+        spec.generator_params(),
+        cache,
     )
     return g.maps, g.channel_names, g.truth, f"generator:{spec.generator}"
 
@@ -128,10 +137,11 @@ def run(
     s: Settings,
     input_file: uploads.Decoded | None = None,
     weights_file: uploads.Decoded | None = None,
+    cache: generators.Cache | None = None,
 ) -> Comparison:
     device = devices.resolve(req.device)
     t0 = time.perf_counter()
-    arr, names, truth, source = load_input(req, input_file, s)
+    arr, names, truth, source = load_input(req, input_file, s, cache)
     c, h, w = arr.shape
     # A file from `onebyone capture` holds the layer's input and its weight and bias: with
     # no weights file and no preset or matrix named, it is the weights too.

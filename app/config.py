@@ -28,6 +28,9 @@ class Settings(BaseSettings):
 
     # JSON heatmaps: values per array (C·H'·W') before maps are subsampled for the page.
     max_heatmap_values: int = Field(default=1024 * 1024, ge=1)
+    # Generated input maps kept for the next request that asks for the same ones (a learner
+    # editing weights re-sends the same input); 0 turns the cache off.
+    generator_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     # Input values (C·H·W) of the fit and receptive-field experiments, which do more per value.
     max_experiment_values: int = Field(default=1024 * 1024, ge=1)
     # Channels of each panel the PNG draws unless ?channels= asks for more (or fewer); the

@@ -22,7 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import __version__, render
+from app import __version__, generators, render
 from app.config import Settings, get_settings
 from app.errors import Busy, OneByOneError, excerpt
 from app.experiments import warm_up
@@ -298,6 +298,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.gate = ComputeGate(
             settings.compute_slots, settings.queue_limit, settings.request_timeout_s
         )
+        app.state.generated = generators.Cache(settings.generator_cache_bytes)
         try:
             yield
         finally:

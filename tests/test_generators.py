@@ -75,3 +75,26 @@ def test_unknown_generator_lists_the_valid_names() -> None:
 def test_generator_param_out_of_range_is_refused() -> None:
     with pytest.raises(InvalidContent, match="rank must be between"):
         gen("smooth", rank=0)
+
+
+def test_the_cache_returns_equal_copies_and_stays_within_its_bytes() -> None:
+    cache = generators.Cache(limit=3 * 4 * 20 * 24 * 4)  # room for three 4×20×24 maps
+    first = generators.generate("catdog", 4, 20, 24, 1, {}, cache)
+    again = generators.generate("catdog", 4, 20, 24, 1, {}, cache)
+    np.testing.assert_array_equal(first.maps, again.maps)
+    np.testing.assert_array_equal(first.truth["cat_over_dog"], again.truth["cat_over_dog"])
+    again.maps[:] = 99.0  # a caller's change never reaches the cache
+    np.testing.assert_array_equal(
+        generators.generate("catdog", 4, 20, 24, 1, {}, cache).maps, first.maps
+    )
+    for seed in range(2, 8):
+        generators.generate("gaussian", 4, 20, 24, seed, {}, cache)
+    assert cache.size <= cache.limit
+    # A different parameter is a different input.
+    other = generators.generate("catdog", 4, 20, 24, 1, {"blobs": 5}, cache)
+    assert not np.array_equal(other.maps, first.maps)
+    assert generators.generate("gaussian", 4, 20, 24, 2, {}, generators.Cache(0)).maps.shape == (
+        4,
+        20,
+        24,
+    )

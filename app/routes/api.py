@@ -14,7 +14,7 @@ from app import __version__, catalogue, compare, devices, montage, render, repor
 from app.errors import InvalidContent
 from app.routes.admission import ComputeRoute, file_response, json_bytes
 from app.routes.bodies import parse_body, receive_body
-from app.routes.deps import ERRORS, GateDep, SettingsDep, StrictQuery, TicketDep
+from app.routes.deps import ERRORS, CacheDep, GateDep, SettingsDep, StrictQuery, TicketDep
 from app.schemas import (
     COMPARE_EXAMPLES,
     HARD_SIDE,
@@ -292,6 +292,7 @@ async def compare_endpoint(
     request: Request,
     settings: SettingsDep,
     ticket: TicketDep,
+    cache: CacheDep,
     format: Annotated[Literal["json", "png", "npz"], Query(description="What to return.")] = "json",
     scale: Annotated[
         Literal["shared", "channel"],
@@ -346,7 +347,7 @@ async def compare_endpoint(
         input_file, weights_file = files["input"], files["weights"]
         decode_ms = (time.perf_counter() - started) * 1e3
         ticket.token.check()
-        cmp = compare.run(req, settings, input_file, weights_file)
+        cmp = compare.run(req, settings, input_file, weights_file, cache)
         ticket.token.check()
         t0 = time.perf_counter()
         stages: dict[str, float] = {}

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from fastapi import Depends, Request
 
+from app import generators
 from app.config import Settings
 from app.errors import InvalidContent, excerpt
 from app.gate import ComputeGate, Ticket
@@ -33,6 +34,15 @@ async def get_gate(request: Request) -> ComputeGate:
 
 
 GateDep = Annotated[ComputeGate, Depends(get_gate)]
+
+
+def get_generated(request: Request) -> generators.Cache:
+    """The cache of generated maps this process keeps (ONEBYONE_GENERATOR_CACHE_BYTES)."""
+    cache: generators.Cache = request.app.state.generated
+    return cache
+
+
+CacheDep = Annotated[generators.Cache, Depends(get_generated)]
 
 
 async def get_ticket(request: Request) -> Ticket:

@@ -20,7 +20,7 @@ from app.errors import InvalidContent, OneByOneError
 from app.gate import Cancelled, Ticket
 from app.routes.admission import ComputeRoute, json_bytes
 from app.routes.bodies import parse_body, receive_body
-from app.routes.deps import ERRORS, SettingsDep, StrictQuery, TicketDep
+from app.routes.deps import ERRORS, CacheDep, SettingsDep, StrictQuery, TicketDep
 from app.schemas import (
     EXPERIMENT_EXAMPLES,
     BottleneckRequest,
@@ -76,6 +76,7 @@ def _input(
     upload: uploads.Decoded | None,
     settings: Settings,
     device: str,
+    cache: generators.Cache,
     limit: int | None = None,
 ) -> tuple[np.ndarray, torch.Tensor, list[str], str]:
     """An experiment's feature maps, generated or uploaded: as numpy, on the device, their
@@ -85,7 +86,7 @@ def _input(
         biggest = max((a.size for a in upload.arrays.values()), default=0)
         if biggest > limit:
             raise _over("input (C·H·W)", biggest, limit, "input")
-    arr, names, _, source = compare.load_input(CompareRequest(input=spec), upload, settings)
+    arr, names, _, source = compare.load_input(CompareRequest(input=spec), upload, settings, cache)
     if limit is not None and arr.size > limit:
         raise _over("input (C·H·W)", arr.size, limit, "input")
     return arr, torch.from_numpy(arr).to(devices.resolve(device)), names, source
@@ -262,6 +263,7 @@ async def fit(
     request: Request,
     settings: SettingsDep,
     ticket: TicketDep,
+    cache: CacheDep,
     stream: Annotated[
         bool, Query(description="Stream progress as Server-Sent Events (also by Accept).")
     ] = False,
@@ -279,7 +281,7 @@ async def fit(
         # Before any stream starts, so an impossible request still gets its 4xx.
         req, files = parse_body(received, FitRequest, ("input", "target"), None, settings)
         limit = settings.max_experiment_values
-        arr, x, _, _ = _input(req.input, files["input"], settings, req.device, limit)
+        arr, x, _, _ = _input(req.input, files["input"], settings, req.device, cache, limit)
         target = _target(req, arr, files["target"], files["input"] is not None, settings)
         return req, arr, x, target
 
@@ -349,7 +351,9 @@ async def _fit_events(
         "bottleneck", BottleneckRequest, {"input": "feature maps, as for /api/v1/compare"}
     ),
 )
-async def bottleneck(request: Request, settings: SettingsDep, ticket: TicketDep) -> Response:
+async def bottleneck(
+    request: Request, settings: SettingsDep, ticket: TicketDep, cache: CacheDep
+) -> Response:
     """Variance kept by the best linear reduction to K channels, for every K, and its cost.
 
     Each row compares a 1×1 reduce C→K followed by a kernel×kernel conv K→out_channels
@@ -359,7 +363,7 @@ async def bottleneck(request: Request, settings: SettingsDep, ticket: TicketDep)
 
     def job() -> bytes:
         req, files = parse_body(received, BottleneckRequest, ("input",), None, settings)
-        _, x, _, source = _input(req.input, files["input"], settings, req.device)
+        _, x, _, source = _input(req.input, files["input"], settings, req.device, cache)
         ticket.token.check()
         with torch.inference_mode():
             out = experiments.bottleneck(x, req.kernel, req.out_channels)
@@ -378,7 +382,9 @@ async def bottleneck(request: Request, settings: SettingsDep, ticket: TicketDep)
         "receptive_field", ReceptiveFieldRequest, {"input": "feature maps, as for /api/v1/compare"}
     ),
 )
-async def receptive_field(request: Request, settings: SettingsDep, ticket: TicketDep) -> Response:
+async def receptive_field(
+    request: Request, settings: SettingsDep, ticket: TicketDep, cache: CacheDep
+) -> Response:
     """Who sees the neighbours? One input pixel changed under a 1×1 and a 3×3 conv, and the
     edges that a 3×3 layer finds and no 1×1 layer can."""
     received = await receive_body(request, settings, ticket)
@@ -386,7 +392,9 @@ async def receptive_field(request: Request, settings: SettingsDep, ticket: Ticke
     def job() -> bytes:
         req, files = parse_body(received, ReceptiveFieldRequest, ("input",), None, settings)
         limit = settings.max_experiment_values
-        arr, t, names, source = _input(req.input, files["input"], settings, req.device, limit)
+        arr, t, names, source = _input(
+            req.input, files["input"], settings, req.device, cache, limit
+        )
         device = t.device
         c, h, w = arr.shape
         if req.out_channels * h * w > limit:
