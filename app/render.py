@@ -31,8 +31,9 @@ def colormap(name: str, levels: int = 256) -> np.ndarray:
 
 
 def b64(data: bytes | np.ndarray) -> str:
-    """base64 text of raw bytes (an array's buffer, C-order)."""
-    raw = data.tobytes() if isinstance(data, np.ndarray) else data
+    """base64 text of raw bytes, or of an array's buffer (C-order, read in place)."""
+    # An array's own bytes, read in place (a memoryview), not a copy.
+    raw = np.ascontiguousarray(data).view(np.uint8).data if isinstance(data, np.ndarray) else data
     return base64.b64encode(raw).decode("ascii")
 
 

@@ -115,8 +115,15 @@ def json_bytes(content: Any) -> bytes:
     pieces = []
     for i, value in enumerate(long):
         before, text = text.split(f'"{nonce}:{i}"', 1)
-        pieces += [before.encode(), _dumps(value).encode()]
+        pieces += [before.encode(), _quoted(value)]
     return b"".join([*pieces, text.encode()])
+
+
+def _quoted(value: str) -> bytes:
+    """One string as JSON; base64 (the heatmaps) needs no escaping, so it is only quoted."""
+    if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        return b'"' + value.encode("ascii") + b'"'
+    return _dumps(value).encode()
 
 
 def file_response(file: IO[bytes], media_type: str, headers: dict[str, str]) -> StreamingResponse:

