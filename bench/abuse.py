@@ -327,8 +327,15 @@ def bound_mib(s: Settings) -> dict[str, float]:
     return {
         "per_job_mib": round(job / MIB, 1),
         "per_admitted_request_mib": round(queued / MIB, 2),
+        "generator_cache_mib": round(s.generator_cache_bytes / MIB, 1),
         "worst_case_over_idle_mib": round(
-            (s.compute_slots * job + (s.compute_slots + s.queue_limit) * queued) / MIB, 1
+            (
+                s.generator_cache_bytes
+                + s.compute_slots * job
+                + (s.compute_slots + s.queue_limit) * queued
+            )
+            / MIB,
+            1,
         ),
     }
 
