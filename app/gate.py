@@ -50,6 +50,13 @@ _GLIBC = _glibc()
 _M_MMAP_THRESHOLD = -3
 
 
+def map_large_blocks() -> None:
+    """Process-wide, once at startup (app.main's lifespan): blocks over 1 MiB get their own
+    mapping, given back to the system when freed (see above)."""
+    if _GLIBC is not None:
+        _GLIBC.mallopt(_M_MMAP_THRESHOLD, 1 << 20)
+
+
 class Cancelled(Exception):
     """Raised in a job by `CancelToken.check()`: nobody wants its result any more."""
 
@@ -158,8 +165,6 @@ class ComputeGate:
         self.capacity = slots + queue
         self.timeout_s = timeout_s
         self._executor = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="compute")
-        if _GLIBC is not None:
-            _GLIBC.mallopt(_M_MMAP_THRESHOLD, 1 << 20)
         self._lock = threading.Lock()
         self._tickets: set[Ticket] = set()
         self._computing = 0
@@ -168,9 +173,13 @@ class ComputeGate:
     def admit(self) -> Ticket:
         with self._lock:
             if len(self._tickets) >= self.capacity:
+                computing = self._computing
+                waiting = self._jobs - computing
+                receiving = len(self._tickets) - self._jobs
                 raise Busy(
-                    "The server is busy: every compute slot is taken and the queue is full. "
-                    "Retry in a moment."
+                    f"The server is busy: all {self.capacity} places are taken ({computing} "
+                    f"computing, {waiting} waiting for a slot, {receiving} still sending "
+                    "or being answered). Retry in a moment."
                 )
             ticket = Ticket(self)
             self._tickets.add(ticket)

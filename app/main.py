@@ -22,7 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import __version__, generators, render
+from app import __version__, gate, generators, render
 from app.config import Settings, get_settings
 from app.errors import Busy, OneByOneError, excerpt
 from app.experiments import warm_up
@@ -96,7 +96,8 @@ class TrustedOrigin:
     """Refuse (403) a Host this server does not serve, and requests from foreign web pages.
 
     Bound to loopback, only loopback host names are served unless ONEBYONE_ALLOWED_HOSTS
-    says otherwise, so a page cannot reach the service by DNS rebinding. A request that
+    adds more (loopback names always are), so a page cannot reach the service by DNS
+    rebinding. A request that
     carries an `Origin` (every cross-site fetch or form POST does) must come from the
     page's own origin or one in ONEBYONE_CORS_ORIGINS; curl and scripts send none.
     """
@@ -116,14 +117,17 @@ class TrustedOrigin:
         headers = dict(scope["headers"])
         host = headers.get(b"host", b"").decode("latin-1")
         name = _hostname(host)
+        # Loopback names are always served: a rebound page sends its own domain as Host,
+        # never "localhost", and the container's HEALTHCHECK asks 127.0.0.1.
         if (
             host
             and self.hosts is not None
-            and not (_host_allowed(name, self.hosts) if self.hosts else _loopback(name))
+            and not _loopback(name)
+            and not _host_allowed(name, self.hosts)
         ):
             detail = (
                 f"This server does not serve the host name {excerpt(name)}; it answers to "
-                f"{', '.join(self.hosts) or 'loopback names (localhost, 127.0.0.1, ::1)'}. "
+                f"{', '.join([*self.hosts, 'loopback names (localhost, 127.0.0.1, ::1)'])}. "
                 "Set ONEBYONE_ALLOWED_HOSTS to serve more."
             )
             await error_response(403, detail, "host", "foreign_host")(scope, receive, send)
@@ -292,6 +296,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         torch.set_num_threads(settings.torch_threads or _threads_per_slot(settings))
+        gate.map_large_blocks()
         render.colormap(render.SEQUENTIAL)
         render.colormap(render.DIVERGING)
         warm_up()

@@ -859,6 +859,43 @@ def test_slow_bodies_time_out_and_oversized_ones_are_refused_at_once(
     wait_idle(url)
 
 
+def test_a_body_dribbled_byte_by_byte_is_dropped_after_the_grace(server: str) -> None:
+    """Slowloris: 1 byte a second keeps under the idle timeout, but not the minimum rate;
+    the places it took are given back within seconds, and others are served meanwhile."""
+
+    def dribble() -> tuple[bytes, float]:
+        head = raw_request("/api/v1/compare", b"").replace(
+            b"Content-Length: 0", b"Content-Length: 1000"
+        )
+        t0 = time.monotonic()
+        answer = b""
+        with socket.create_connection(host_port(server)) as sock:
+            sock.settimeout(10)
+            sock.sendall(head)
+            with contextlib.suppress(OSError):
+                for _ in range(10):
+                    sock.sendall(b" ")
+                    time.sleep(1)
+            with contextlib.suppress(OSError):
+                while chunk := sock.recv(65536):
+                    answer += chunk
+        return answer, time.monotonic() - t0
+
+    async def main() -> tuple[list[tuple[bytes, float]], int]:
+        slow = [asyncio.to_thread(dribble) for _ in range(6)]
+        await asyncio.sleep(0.5)
+        ok = httpx.post(server + "/api/v1/compare", json={}, params={"heatmaps": "false"})
+        return list(await asyncio.gather(*slow)), ok.status_code
+
+    results, ok = asyncio.run(main())
+    assert ok == 200
+    for answer, seconds in results:
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert b"body_timeout" in answer and b"bytes/s" in answer
+        assert seconds < 6
+    wait_idle(server)
+
+
 def test_unread_responses_are_dropped_and_hold_no_memory(abuse: tuple[str, int]) -> None:
     """Finding 4: clients that never read a large npz response."""
     url, pid = abuse
@@ -991,8 +1028,10 @@ def test_listed_origins_are_allowed_with_cors_headers(tmp_path: Path) -> None:
         )
         assert bad.status_code == 403
         # ONEBYONE_ALLOWED_HOSTS serves a name that is not loopback (a container's).
-    with serve({"ONEBYONE_ALLOWED_HOSTS": '["onebyone.lan", "127.0.0.1"]'}, tmp_path) as (url, _):
+    # Loopback names stay served (the container's HEALTHCHECK asks 127.0.0.1).
+    with serve({"ONEBYONE_ALLOWED_HOSTS": '["onebyone.lan"]'}, tmp_path) as (url, _):
         assert httpx.get(url + "/healthz", headers={"Host": "onebyone.lan"}).status_code == 200
+        assert httpx.get(url + "/readyz", headers={"Host": "127.0.0.1:8000"}).status_code == 200
         assert httpx.get(url + "/healthz", headers={"Host": "evil.example"}).status_code == 403
 
 

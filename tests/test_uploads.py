@@ -193,3 +193,18 @@ def test_a_known_extension_on_foreign_bytes_is_a_400_that_says_so() -> None:
     assert (info.value.field, info.value.code) == ("input", "bad_magic")
     with pytest.raises(UnsupportedType):
         decode(b"PK\x05\x06 random bytes", "x.bin")
+
+
+def test_a_safetensors_shape_past_pythons_digit_limit_is_refused() -> None:
+    header = b'{"x": {"dtype": "F32", "shape": [' + b"1" * 5000 + b'], "data_offsets": [0, 4]}}'
+    data = len(header).to_bytes(8, "little") + header + b"\x00" * 4
+    with pytest.raises(UnreadableFile, match="malformed"):
+        decode(data, "x.safetensors")
+
+
+def test_an_npy_read_from_a_mutable_buffer_decodes_to_a_writable_array() -> None:
+    # Uploaded parts are read into a bytearray: the float32 array used in place is writable,
+    # so torch.from_numpy takes it without a copy and without a warning.
+    arr = decode(bytearray(files.npy(X))).arrays["array"]
+    assert arr.flags.writeable
+    np.testing.assert_array_equal(uploads.to_chw(arr, "chw"), X)

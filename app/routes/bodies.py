@@ -136,7 +136,9 @@ def parse_spec(model: type[M], raw: bytes | str, what: str, max_values: int | No
         )
     try:
         obj = json.loads(raw, object_pairs_hook=_no_duplicate_keys)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError, UnicodeDecodeError and an integer longer than
+        # Python's digit limit (sys.get_int_max_str_digits).
         raise UnreadableFile(
             f"The {what} is not valid JSON: {excerpt(exc, 120)}. "
             'Send an object such as {"input": {"generator": "catdog"}}.',
@@ -158,6 +160,9 @@ def parse_spec(model: type[M], raw: bytes | str, what: str, max_values: int | No
 _WRITE_BATCH = 512 * 1024
 # Bytes of the body's end kept to check that a multipart body is complete.
 _TAIL = 1024
+# Seconds a body may take before its average rate is checked, and how often it then is.
+_GRACE_S = 2.0
+_RATE_CHECK_S = 1.0
 
 
 class Spool:
@@ -319,13 +324,20 @@ async def receive_body(request: Request, settings: Settings, ticket: Ticket) -> 
         now = loop.time()
         idle_left = settings.body_idle_timeout_s - (now - last)
         total_left = settings.body_timeout_s - (now - start)
-        if min(idle_left, total_left) <= 0 and task is not None:
+        # After a grace, a minimum average rate: a client that sends one byte every few
+        # seconds (slowloris) would otherwise hold its admission for body_timeout_s.
+        min_rate = settings.body_min_bytes_per_s
+        slow = now - start > _GRACE_S and spool.size < min_rate * (now - start)
+        if (min(idle_left, total_left) <= 0 or (min_rate and slow)) and task is not None:
             expired = True
             task.cancel()
         else:
-            timer = loop.call_later(min(idle_left, total_left), watchdog)
+            wait = min(idle_left, total_left)
+            if min_rate:
+                wait = min(wait, max(_GRACE_S - (now - start), 0) + _RATE_CHECK_S)
+            timer = loop.call_later(wait, watchdog)
 
-    timer = loop.call_later(settings.body_idle_timeout_s, watchdog)
+    timer = loop.call_later(min(settings.body_idle_timeout_s, _GRACE_S + _RATE_CHECK_S), watchdog)
     try:
         while True:
             message = await request.receive()
@@ -345,9 +357,11 @@ async def receive_body(request: Request, settings: Settings, ticket: Ticket) -> 
         if task is not None and hasattr(task, "uncancel"):  # Python 3.11+
             task.uncancel()
         raise TooSlow(
-            f"The request body arrived too slowly: {spool.size} bytes came, then nothing "
-            f"for {settings.body_idle_timeout_s:g} s or the whole body took over "
-            f"{settings.body_timeout_s:g} s (ONEBYONE_BODY_IDLE_TIMEOUT_S, "
+            f"The request body arrived too slowly: {spool.size} bytes in "
+            f"{loop.time() - start:.1f} s. A body must keep coming (a pause of at most "
+            f"{settings.body_idle_timeout_s:g} s), at {settings.body_min_bytes_per_s} bytes/s "
+            f"or more after {_GRACE_S:g} s, and end within {settings.body_timeout_s:g} s "
+            "(ONEBYONE_BODY_IDLE_TIMEOUT_S, ONEBYONE_BODY_MIN_BYTES_PER_S, "
             "ONEBYONE_BODY_TIMEOUT_S)."
         ) from None
     finally:
@@ -387,13 +401,18 @@ class _Sink:
             self.buf = bytearray()
         self.file.write(data)
 
-    def read(self) -> bytes:
+    def read(self) -> bytearray:
+        """The part's bytes, mutable: arrays decoded from them in place are writable too."""
         if self.file is None:
-            return bytes(self.buf)
+            return self.buf
         self.file.flush()
-        data = os.pread(self.file.fileno(), self.size, 0)
-        while len(data) < self.size:  # a short read: unusual, but allowed
-            data += os.pread(self.file.fileno(), self.size - len(data), len(data))
+        data = bytearray(self.size)
+        view, done = memoryview(data), 0
+        while done < self.size:  # os.preadv reads without the GIL; a short read may happen
+            got = os.preadv(self.file.fileno(), [view[done:]], done)
+            if got == 0:
+                raise OSError(f"a spooled part ended at {done} of its {self.size} bytes")
+            done += got
         return data
 
     def close(self) -> None:
