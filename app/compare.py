@@ -165,6 +165,13 @@ def run(
         paths = mixing.run_paths(x, layer.weight, layer.bias)
         devices.synchronize(device)
         t2 = time.perf_counter()
+        if not mixing.all_finite(paths.pre_activation):
+            raise InvalidContent(
+                "W·x + b overflows float32 (a value beyond ±3.4e38): the input or the weights "
+                "are too large. Scale them down.",
+                field="weights",
+                code="overflow",
+            )
     return Comparison(
         device=device.type,
         x=x,

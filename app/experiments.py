@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from app import mixing
+from app.errors import InvalidContent
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -139,8 +140,15 @@ def fit(
         per_pair.sum().backward()  # type: ignore[no-untyped-call]
         opt_conv.step()
         opt_relu.step()
-        conv_curve.append(float(conv_loss))
-        relu_curve.append(float(per_pair.min()))
+        conv_curve.append(float(conv_loss.detach()))
+        relu_curve.append(float(per_pair.detach().min()))
+        if not (math.isfinite(conv_curve[-1]) and math.isfinite(relu_curve[-1])):
+            raise InvalidContent(
+                f"The training diverged at step {step}: its loss is no longer finite. Use a "
+                "smaller lr, or smaller values in the input and the target.",
+                field="lr",
+                code="diverged",
+            )
         if step % every == 0 or step == steps:
             progress(
                 {
@@ -162,8 +170,8 @@ def fit(
         "conv_weight": w.detach().cpu().tolist(),
         "conv_bias": b.detach().cpu().tolist(),
         "relu_only_channel": best // k,
-        "relu_only_scale": float(scale[best // k]),
-        "relu_only_shift": float(shift[best // k]),
+        "relu_only_scale": float(scale[best // k].detach()),
+        "relu_only_shift": float(shift[best // k].detach()),
     }
 
 

@@ -83,7 +83,7 @@ def channel_stats(t: torch.Tensor) -> dict[str, torch.Tensor]:
         for key, value in (
             ("min", lo),
             ("max", hi),
-            ("mean", block.mean(dim=1)),
+            ("mean", block.mean(dim=1, dtype=torch.float64)),
             ("s", sign.sum(dim=1)),
             ("a", sign.abs_().sum(dim=1)),
         ):
@@ -102,10 +102,15 @@ def relu_stats(before: dict[str, torch.Tensor], after: torch.Tensor) -> dict[str
     return {
         "min": before["min"].clamp_min(0),
         "max": before["max"].clamp_min(0),
-        "mean": torch.cat([block.mean(dim=1) for block in _blocks(flat)]),
+        "mean": torch.cat([block.mean(dim=1, dtype=torch.float64) for block in _blocks(flat)]),
         "zero_count": before["zero_count"] + before["negative_count"],
         "negative_count": torch.zeros_like(before["negative_count"]),
     }
+
+
+def all_finite(t: torch.Tensor) -> bool:
+    """Whether every value of a tensor is finite, block by block (no full-size temporary)."""
+    return all(bool(torch.isfinite(b).all()) for b in _blocks(t.reshape(t.shape[0], -1)))
 
 
 def max_abs_difference(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -115,11 +120,19 @@ def max_abs_difference(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def channel_covariance(x: torch.Tensor) -> torch.Tensor:
-    """Scatter matrix of the centred channel vectors of a (C, H, W) map: (C, C), float64."""
+    """Scatter matrix of the centred channel vectors of a (C, H, W) map: (C, C), float64.
+
+    The product runs in float32 on values scaled into [-2, 2], and the scale comes back in
+    float64: any finite input gives a finite matrix (huge activations, 1e30, included).
+    """
     c = x.shape[0]
     flat = x.reshape(c, -1)  # (C, N)
-    centred = flat - flat.mean(dim=1, keepdim=True)
-    return (centred @ centred.T).double()
+    mean = flat.mean(dim=1, keepdim=True, dtype=torch.float64).to(flat.dtype)  # (C, 1)
+    scale = float(flat.abs().amax()) if flat.numel() else 0.0
+    if scale == 0.0:
+        return torch.zeros(c, c, dtype=torch.float64, device=x.device)
+    centred = (flat - mean) / scale  # (C, N), |values| ≤ 2
+    return (centred @ centred.T).double() * (scale * scale)
 
 
 def variance_kept(cov: torch.Tensor, weight: torch.Tensor) -> float:
@@ -131,7 +144,11 @@ def variance_kept(cov: torch.Tensor, weight: torch.Tensor) -> float:
     total = float(torch.trace(cov))
     if total <= 0.0:
         return 1.0
-    q, _ = torch.linalg.qr(weight.double().T)  # (C, K) orthonormal columns
+    # An orthonormal basis of W's row space from its SVD, keeping only the directions W
+    # really spans: zero or repeated rows add nothing (a QR would add spurious ones).
+    _, s, vh = torch.linalg.svd(weight.double(), full_matrices=False)  # vh (r, C)
+    tol = float(s.max()) * max(weight.shape) * torch.finfo(torch.float32).eps if s.numel() else 0
+    q = vh[s > tol].T  # (C, rank)
     return float(torch.trace(q.T @ cov @ q)) / total
 
 

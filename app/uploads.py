@@ -32,6 +32,8 @@ _MAX_ZIP_MEMBERS = 64
 _MAX_PT_MEMBERS = 4096
 # How deep a .pt's nested dicts are read ({"state_dict": {…}}, {"model": …, "optimizer": …}).
 _MAX_PT_DEPTH = 8
+# Where training checkpoints keep the model's state dict (checkpoints.WRAPPERS strips them).
+_MODEL_KEYS = ("state_dict", "model_state_dict", "model")
 # Bytes of zip directory read (an entry is 46 bytes plus its name): room for thousands of
 # entries, as a torch.save checkpoint of a whole network has.
 _MAX_ZIP_DIRECTORY = 1024 * 1024
@@ -154,8 +156,16 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> byte
 
 
 def _read_zip_members(
-    zf: zipfile.ZipFile, max_bytes: int, what: str, max_members: int = _MAX_ZIP_MEMBERS
+    zf: zipfile.ZipFile,
+    max_bytes: int,
+    what: str,
+    max_members: int = _MAX_ZIP_MEMBERS,
+    keep: bool = True,
 ) -> dict[str, bytearray]:
+    """Every member's bytes, each checked against its declared size and a total budget.
+
+    With keep=False the members are only checked, one at a time, and nothing is kept.
+    """
     # Not ZipInfo.is_dir(): it indexes the name, and a damaged entry's name can be empty.
     infos = [i for i in zf.infolist() if not i.filename.endswith("/")]
     if len(infos) > max_members:
@@ -181,7 +191,8 @@ def _read_zip_members(
                 f"{what}: member {excerpt(info.filename)} expands beyond its declared size."
             )
         budget -= len(blob)
-        out[info.filename] = blob
+        if keep:
+            out[info.filename] = blob
     return out
 
 
@@ -198,10 +209,14 @@ def _read_npz(zf: zipfile.ZipFile, max_values: int, what: str) -> dict[str, np.n
     return arrays
 
 
-def _read_pt(data: bytes, zf: zipfile.ZipFile, max_values: int, what: str) -> dict[str, np.ndarray]:
+def _read_pt(
+    data: bytes | bytearray, zf: zipfile.ZipFile, max_values: int, what: str
+) -> dict[str, np.ndarray]:
     import torch
 
-    _read_zip_members(zf, max_values * 8 + (1 << 20), what, _MAX_PT_MEMBERS)  # size check only
+    # Checked member by member before torch reads the file: a member that lies about its
+    # size is refused here, and at most one member is held at a time.
+    _read_zip_members(zf, max_values * 8 + (1 << 20), what, _MAX_PT_MEMBERS, keep=False)
     try:
         # weights_only: a restricted unpickler that builds tensors and containers, never code.
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
@@ -214,8 +229,14 @@ def _read_pt(data: bytes, zf: zipfile.ZipFile, max_values: int, what: str) -> di
     if isinstance(obj, torch.Tensor):
         tensors["tensor"] = obj
     elif isinstance(obj, dict):
-        # Nested dicts (a checkpoint's {"state_dict": …}, {"model": …, "epoch": 3}) are
-        # read as dotted names, as a state dict names submodules; other values are skipped.
+        # A training checkpoint ({"model": …, "optimizer": …, "epoch": 3}) holds the model
+        # under one of the usual names: read only that, not the optimizer's state.
+        for key in _MODEL_KEYS:
+            if isinstance(obj.get(key), dict):
+                obj = {key: obj[key]}
+                break
+        # Nested dicts are read as dotted names, as a state dict names submodules; other
+        # values are skipped.
         todo: list[tuple[str, dict[Any, Any], int]] = [("", obj, 0)]
         while todo:
             prefix, d, depth = todo.pop(0)
@@ -229,10 +250,10 @@ def _read_pt(data: bytes, zf: zipfile.ZipFile, max_values: int, what: str) -> di
         raise UnreadableFile(f"{what} holds no tensors; save a tensor or a state dict.")
     # Many views of one storage are cheap to store and costly to convert: bound the total.
     total = sum(int(t.numel()) for t in tensors.values())
-    if total > 4 * max_values:
+    if total > 2 * max_values:
         raise TooLarge(
             f"{what} holds {len(tensors)} tensors with {total} values in all; the limit is "
-            f"{4 * max_values} (4 × ONEBYONE_MAX_VALUES). Save only the model's state dict."
+            f"{2 * max_values} (2 × ONEBYONE_MAX_VALUES). Save only the model's state dict."
         )
     return {k: _torch_to_numpy(v, max_values, f"{what} {k!r}") for k, v in tensors.items()}
 
@@ -291,7 +312,7 @@ def _check_safetensors_header(header: object, size: int, max_values: int, what: 
             )
 
 
-def _read_safetensors(data: bytes, max_values: int, what: str) -> dict[str, np.ndarray]:
+def _read_safetensors(data: bytes | bytearray, max_values: int, what: str) -> dict[str, np.ndarray]:
     from safetensors.torch import load as st_load
 
     if len(data) < 8:
@@ -301,13 +322,15 @@ def _read_safetensors(data: bytes, max_values: int, what: str) -> dict[str, np.n
         raise UnreadableFile(f"{what} is truncated: its header is longer than the file.")
     try:
         header = json.loads(data[8 : 8 + header_len])
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError, UnicodeDecodeError and an integer longer than
+        # Python's digit limit (sys.get_int_max_str_digits).
         raise UnreadableFile(
             f"{what} has a malformed .safetensors header: {excerpt(exc, 200)}", code="bad_header"
         ) from None
     _check_safetensors_header(header, len(data) - 8 - header_len, max_values, what)
     try:
-        tensors = st_load(data)
+        tensors = st_load(bytes(data))  # the library takes bytes only
     except Exception as exc:  # safetensors raises its own SafetensorError
         raise UnreadableFile(
             f"{what} is not a readable .safetensors file: {excerpt(exc, 200)}"
@@ -316,7 +339,11 @@ def _read_safetensors(data: bytes, max_values: int, what: str) -> dict[str, np.n
 
 
 def _read_image(
-    data: bytes, max_pixels: int, max_values: int, max_side: tuple[int, int] | None, what: str
+    data: bytes | bytearray,
+    max_pixels: int,
+    max_values: int,
+    max_side: tuple[int, int] | None,
+    what: str,
 ) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
@@ -364,7 +391,7 @@ def _read_image(
     return arr  # (H, W, C)
 
 
-def _png_bit_depth(data: bytes) -> int:
+def _png_bit_depth(data: bytes | bytearray) -> int:
     """The bit depth a PNG's IHDR declares (byte 24), or 0 for anything else."""
     return data[24] if data.startswith(_PNG_MAGIC) and len(data) > 24 else 0
 
@@ -405,7 +432,7 @@ class _DirectoryReader(io.BytesIO):
         return super().read(size)
 
 
-def _open_zip(data: bytes, what: str) -> zipfile.ZipFile:
+def _open_zip(data: bytes | bytearray, what: str) -> zipfile.ZipFile:
     reader = _DirectoryReader(data)
     reader.limit = _MAX_ZIP_DIRECTORY
     zf = zipfile.ZipFile(reader)
@@ -414,7 +441,7 @@ def _open_zip(data: bytes, what: str) -> zipfile.ZipFile:
 
 
 def _sniff(
-    data: bytes,
+    data: bytes | bytearray,
     what: str,
     *,
     max_values: int,
@@ -456,7 +483,7 @@ def _sniff(
 
 
 def decode(
-    data: bytes,
+    data: bytes | bytearray,
     part: str,
     filename: str | None,
     *,

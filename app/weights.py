@@ -40,15 +40,12 @@ class PresetInfo:
     default_k_rule: str = ""
 
 
+# identity, difference and mean fix K themselves (C, 1, 1): out_channels is not their
+# parameter, so from_preset refuses it before they run.
+
+
 def _identity(spec: WeightsSpec, x: torch.Tensor, k: int) -> Made:
-    c = x.shape[0]
-    if k != c:
-        raise InvalidContent(
-            f"The identity preset has K = C = {c} filters; drop out_channels or set it to {c}.",
-            field="weights.out_channels",
-            code="out_of_range",
-        )
-    return np.eye(c, dtype=np.float32), {}
+    return np.eye(x.shape[0], dtype=np.float32), {}
 
 
 def _random(spec: WeightsSpec, x: torch.Tensor, k: int) -> Made:
@@ -61,12 +58,6 @@ def _random(spec: WeightsSpec, x: torch.Tensor, k: int) -> Made:
 
 def _difference(spec: WeightsSpec, x: torch.Tensor, k: int) -> Made:
     c = x.shape[0]
-    if k != 1:
-        raise InvalidContent(
-            "The difference preset has one filter; drop out_channels or set 1.",
-            field="weights.out_channels",
-            code="out_of_range",
-        )
     for name, ch in (("positive", spec.positive), ("negative", spec.negative)):
         if ch >= c:
             raise InvalidContent(
@@ -87,12 +78,6 @@ def _difference(spec: WeightsSpec, x: torch.Tensor, k: int) -> Made:
 
 def _mean(spec: WeightsSpec, x: torch.Tensor, k: int) -> Made:
     c = x.shape[0]
-    if k != 1:
-        raise InvalidContent(
-            "The mean preset has one filter; drop out_channels or set 1.",
-            field="weights.out_channels",
-            code="out_of_range",
-        )
     return np.full((1, c), 1.0 / c, dtype=np.float32), {}
 
 
@@ -136,8 +121,9 @@ PRESETS: dict[str, PresetInfo] = {
     "pca": PresetInfo(
         _pca,
         "Projection onto the input's top-K principal directions: the best linear reduction "
-        "to K channels. Its bias centres the outputs; reports the variance kept.",
-        ("out_channels",),
+        "to K channels. Its bias centres the outputs (plus weights.bias if given); reports "
+        "the variance kept.",
+        ("out_channels", "bias"),
         lambda c: min(c, 64),
         "min(C, 64)",
     ),
@@ -238,8 +224,24 @@ def _check_c(weight_shape: tuple[int, ...], c: int, where: str, field: str) -> N
         )
 
 
+# WeightsSpec fields that parameterise one preset or another.
+_PRESET_FIELDS = {"out_channels", "seed", "positive", "negative", "bias"}
+
+
+def _only_fields(spec: WeightsSpec, allowed: set[str], of: str) -> None:
+    """Refuse a field given for weights that do not take it (it would be silently ignored)."""
+    for key in sorted(spec.model_fields_set - allowed - {"preset"}):
+        takes = ", ".join(sorted(allowed)) or "no parameters"
+        raise InvalidContent(
+            f"weights.{key} is not a parameter of {of}; it takes {takes}.",
+            field=f"weights.{key}",
+            code="not_for_preset",
+        )
+
+
 def from_preset(spec: WeightsSpec, x: torch.Tensor) -> Layer:
     name, info = _preset(spec)
+    _only_fields(spec, set(info.params), f"the {name} preset")
     w, extra = info.make(spec, x, planned_k(spec, x.shape[0], None))
     weight = _on(x.device, w)
     k = weight.shape[0]
@@ -254,6 +256,7 @@ def from_preset(spec: WeightsSpec, x: torch.Tensor) -> Layer:
 
 def from_matrix(spec: WeightsSpec, x: torch.Tensor) -> Layer:
     assert spec.matrix is not None
+    _only_fields(spec, {"matrix", "bias"}, "an explicit matrix")
     rows = spec.matrix
     if not rows or not rows[0] or any(len(r) != len(rows[0]) for r in rows):
         raise InvalidContent(
@@ -362,6 +365,20 @@ def from_file(decoded: Decoded, spec: WeightsSpec, x: torch.Tensor) -> Layer:
 
 
 def build(spec: WeightsSpec, x: torch.Tensor, decoded: Decoded | None) -> Layer:
+    layer = _build(spec, x, decoded)
+    # Every source ends here: a bias of 1e300 is a finite JSON number but no float32.
+    for name, t in (("weight", layer.weight), ("bias", layer.bias)):
+        if not bool(torch.isfinite(t).all()):
+            raise InvalidContent(
+                f"The layer's {name} holds values that are not finite in float32 (NaN, "
+                "infinite, or beyond ±3.4e38); use smaller numbers.",
+                field="weights" if decoded is not None else f"weights.{name}",
+                code="not_finite",
+            )
+    return layer
+
+
+def _build(spec: WeightsSpec, x: torch.Tensor, decoded: Decoded | None) -> Layer:
     if decoded is not None:
         return from_file(decoded, spec, x)
     if spec.layer is not None:

@@ -337,8 +337,29 @@ BAD_JSON: list[tuple[dict[str, Any], int, str, str, str]] = [
         {"input": {"channels": 4}, "weights": {"preset": "identity", "out_channels": 3}},
         422,
         "weights.out_channels",
-        "out_of_range",
-        "K = C",
+        "not_for_preset",
+        "it takes bias",
+    ),
+    (
+        {"weights": {"preset": "random", "positive": 2}},
+        422,
+        "weights.positive",
+        "not_for_preset",
+        "it takes bias, out_channels, seed",
+    ),
+    (
+        {"input": {"channels": 2}, "weights": {"matrix": [[1, 2]], "seed": 3}},
+        422,
+        "weights.seed",
+        "not_for_preset",
+        "explicit matrix",
+    ),
+    (
+        {"weights": {"preset": "random", "bias": 1e300}},
+        422,
+        "weights.bias",
+        "not_finite",
+        "float32",
     ),
     (
         {"input": {"channels": 4}, "weights": {"preset": "pca", "out_channels": 9}},
@@ -530,3 +551,54 @@ def test_every_endpoint_has_an_openapi_example(client: httpx.Client) -> None:
                 # GETs, and POSTs that take only uploads, show an example answer.
                 ok = op["responses"]["200"]["content"]["application/json"]
                 assert "example" in ok or "examples" in ok, path
+
+
+HUGE = (np.random.default_rng(9).standard_normal((4, 16, 16)) * 1e30).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("path", "spec", "status"),
+    [
+        # Finite float32 input whose W·x overflows: refused, in every format.
+        ("/api/v1/compare?format=json", {"weights": {"preset": "random"}}, 200),
+        ("/api/v1/compare?format=png", {"weights": {"preset": "pca"}}, 200),
+        ("/api/v1/compare?format=npz", {"weights": {"matrix": [[1e10] * 4]}}, 422),
+        ("/api/v1/experiments/bottleneck", {}, 200),
+    ],
+)
+def test_huge_finite_activations_never_500(
+    client: httpx.Client, path: str, spec: dict[str, Any], status: int
+) -> None:
+    r = client.post(
+        path,
+        files={"input": ("huge.npy", files.npy(HUGE))},
+        data={"spec": json.dumps({"layout": "chw", **spec})},
+    )
+    assert r.status_code == status, r.text[:300]
+    if status == 422:
+        assert r.json()["code"] == "overflow"
+    elif "json" in path or "bottleneck" in path:
+
+        def refuse(constant: str) -> None:
+            raise AssertionError(f"{constant} in the answer")
+
+        body = json.loads(r.text, parse_constant=refuse)
+        if "stats" in body:  # every statistic a number, none lost to overflow
+            assert all(v is not None for st in body["stats"].values() for v in st["mean"])
+
+
+def test_fit_that_diverges_is_a_422(client: httpx.Client) -> None:
+    target = -HUGE[:1]
+    r = client.post(
+        "/api/v1/experiments/fit",
+        files={"input": ("x.npy", files.npy(HUGE)), "target": ("t.npy", files.npy(target))},
+        data={"spec": json.dumps({"layout": "chw", "target": "upload", "steps": 5})},
+    )
+    assert r.status_code == 422, r.text[:300]
+    assert (r.json()["field"], r.json()["code"]) == ("lr", "diverged")
+
+
+def test_an_integer_past_pythons_digit_limit_is_a_400(client: httpx.Client) -> None:
+    body = b'{"input": {"height": ' + b"1" * 5000 + b"}}"
+    r = client.post("/api/v1/compare", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["code"] == "bad_json"

@@ -146,3 +146,32 @@ def test_relu_matches_numpy_at_every_size(shape: tuple[int, int, int]) -> None:
     np.testing.assert_array_equal(mixing.relu(torch.from_numpy(x)).numpy(), relu(x))
     t = torch.from_numpy(x).transpose(1, 2)  # not contiguous
     np.testing.assert_array_equal(mixing.relu(t).numpy(), relu(x.transpose(0, 2, 1)))
+
+
+@pytest.mark.parametrize(
+    "weight",
+    [
+        np.zeros((2, 8)),  # spans nothing
+        np.eye(8)[[0, 0]],  # two equal rows span one direction
+        np.eye(8)[[0, 1]],
+        np.random.default_rng(3).standard_normal((3, 8)),
+    ],
+)
+def test_variance_kept_is_the_share_in_the_row_space(weight: np.ndarray) -> None:
+    x = np.random.default_rng(4).standard_normal((8, 30, 30)).astype(np.float32)
+    flat = x.reshape(8, -1).astype(np.float64)
+    centred = flat - flat.mean(axis=1, keepdims=True)
+    _, s, vh = np.linalg.svd(weight, full_matrices=False)
+    basis = vh[s > 1e-9].T  # (C, rank)
+    expected = np.sum((basis.T @ centred) ** 2) / np.sum(centred**2)
+    cov = mixing.channel_covariance(torch.from_numpy(x))
+    got = mixing.variance_kept(cov, torch.from_numpy(weight.astype(np.float32)))
+    assert got == pytest.approx(expected, rel=1e-5, abs=1e-9)
+
+
+def test_covariance_of_huge_but_finite_activations_is_finite() -> None:
+    x = (np.random.default_rng(5).standard_normal((4, 16, 16)) * 1e30).astype(np.float32)
+    cov = mixing.channel_covariance(torch.from_numpy(x)).numpy()
+    flat = x.reshape(4, -1).astype(np.float64)
+    centred = flat - flat.mean(axis=1, keepdims=True)
+    np.testing.assert_allclose(cov, centred @ centred.T, rtol=1e-4)
