@@ -23,6 +23,7 @@ from app.schemas import (
     Devices,
     FileKind,
     FitRequest,
+    Format,
     GeneratorEntry,
     InputSpec,
     Layouts,
@@ -32,7 +33,7 @@ from app.schemas import (
     WeightsSpec,
 )
 
-FORMATS = ["json", "png", "npz"]
+FORMATS = list(get_args(Format))
 
 
 def _type(annotation: Any) -> Literal["int", "float", "floats"]:

@@ -1,7 +1,8 @@
 """One comparison, start to end: inputs and weights in, both paths and their numbers out.
 
 No HTTP here: the route hands in a parsed request and decoded files and gets a
-`Comparison` back, which `render` turns into JSON, PNG or npz.
+`Comparison` back, which `report` turns into the JSON report, `montage` into a PNG and
+`render.write_npz` into an npz.
 """
 
 from __future__ import annotations
@@ -158,6 +159,9 @@ def run(
     with torch.inference_mode():
         x = torch.from_numpy(arr).to(device)  # (C, H, W)
         layer = weights.build(req.weights, x, weights_file)
+        # The files' other arrays (a checkpoint's other layers: up to 2·MAX_VALUES values)
+        # are not needed any more: let them go before the maps are computed.
+        input_file = weights_file = None
         if layer_from_input:
             layer.source = layer.source.replace("file:", "input-file:", 1)
         devices.synchronize(device)

@@ -41,13 +41,6 @@ class UnreadableFile(OneByOneError):
     default_code = "unreadable"
 
 
-class Forbidden(OneByOneError):
-    """A request from a foreign web page, or for a host name this server does not serve."""
-
-    status_code = 403
-    default_code = "forbidden"
-
-
 class TooLarge(OneByOneError):
     status_code = 413
     default_code = "too_large"

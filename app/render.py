@@ -9,7 +9,6 @@ gets the same tables from GET /api/v1/colormaps.
 from __future__ import annotations
 
 import base64
-import io
 from functools import lru_cache
 from typing import BinaryIO
 
@@ -56,10 +55,3 @@ def write_npz(arrays: dict[str, np.ndarray], file: BinaryIO) -> None:
     """
     named = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()}
     np.savez(file, **named)  # type: ignore[arg-type]
-
-
-def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    """write_npz into memory, for callers that want the bytes."""
-    buf = io.BytesIO()
-    write_npz(arrays, buf)
-    return buf.getvalue()

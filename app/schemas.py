@@ -40,6 +40,8 @@ REQUEST_RULES = """
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Layout = Literal["auto", "chw", "hwc", "nchw", "nhwc"]
+# What /api/v1/compare can return (its format query parameter).
+Format = Literal["json", "png", "npz"]
 
 
 class InputSpec(BaseModel):

@@ -23,6 +23,7 @@ from app.schemas import (
     Colormaps,
     CompareReport,
     CompareRequest,
+    Format,
     Health,
     Readiness,
 )
@@ -293,7 +294,7 @@ async def compare_endpoint(
     settings: SettingsDep,
     ticket: TicketDep,
     cache: CacheDep,
-    format: Annotated[Literal["json", "png", "npz"], Query(description="What to return.")] = "json",
+    format: Annotated[Format, Query(description="What to return.")] = "json",
     scale: Annotated[
         Literal["shared", "channel"],
         Query(description="PNG colour scale: one range per panel, or one per channel."),
@@ -344,10 +345,11 @@ async def compare_endpoint(
     def work() -> tuple[bytes | IO[bytes], dict[str, float], str]:
         started = time.perf_counter()
         req, files = parse_body(received, CompareRequest, ("input", "weights"), "input", settings)
-        input_file, weights_file = files["input"], files["weights"]
         decode_ms = (time.perf_counter() - started) * 1e3
         ticket.token.check()
-        cmp = compare.run(req, settings, input_file, weights_file, cache)
+        # compare.run gets the only references to the decoded files, so a checkpoint's
+        # other tensors are let go once its layer is built (docs/HARDENING.md, J).
+        cmp = compare.run(req, settings, files.pop("input"), files.pop("weights"), cache)
         ticket.token.check()
         t0 = time.perf_counter()
         stages: dict[str, float] = {}
