@@ -13,6 +13,7 @@ import pytest
 
 from bench.chromium import CHROMIUM, launch
 from bench.server import running
+from tests.pages import Page
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +56,12 @@ def browser() -> Iterator[Any]:
         b = launch(p)
         yield b
         b.close()
+
+
+@pytest.fixture
+def page(browser: Any, server: str) -> Iterator[Page]:
+    """The page at the test server, in a fresh context; no console error may be left."""
+    p = Page(browser, server)
+    yield p
+    p.close()
+    assert p.errors == [], p.errors

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +19,6 @@ from tests.pages import Page, npz_for, report_for, shown_number
 pytestmark = pytest.mark.browser
 
 COMPARE = [s.id for s in SCENARIOS if s.endpoint == "/api/v1/compare"]
-
-
-@pytest.fixture
-def page(browser: Any, server: str) -> Iterator[Page]:
-    p = Page(browser, server)
-    yield p
-    p.close()
-    assert p.errors == [], p.errors
 
 
 @pytest.mark.parametrize("scenario", COMPARE)

@@ -4,7 +4,6 @@ pending and failed states, and errors placed by their `field`."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +14,6 @@ from tests import files
 from tests.pages import Page, npz_for, report_for
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def page(browser: Any, server: str) -> Iterator[Page]:
-    p = Page(browser, server)
-    yield p
-    p.close()
-    assert p.errors == [], p.errors
 
 
 def conv_changed(report: dict[str, Any]) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 import urllib.parse
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +14,6 @@ from app.scenarios import find
 from tests.pages import Page
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def page(browser: Any, server: str) -> Iterator[Page]:
-    p = Page(browser, server)
-    yield p
-    p.close()
-    assert p.errors == [], p.errors
 
 
 @pytest.mark.parametrize(

@@ -36,14 +36,6 @@ def phone(browser: Any, server: str) -> Iterator[Page]:
     assert p.errors == [], p.errors
 
 
-@pytest.fixture
-def page(browser: Any, server: str) -> Iterator[Page]:
-    p = Page(browser, server)
-    yield p
-    p.close()
-    assert p.errors == [], p.errors
-
-
 def overflow(page: Page) -> list[str]:
     """Elements that stick out past the right edge of the screen, and the page's scroll width."""
     return list(

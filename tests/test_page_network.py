@@ -5,7 +5,6 @@ equal to what the network computes after that layer's batch norm and ReLU."""
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +22,6 @@ ONES = list(nets.BN_AFTER)  # every 1×1 conv of the test network, in its order
 @pytest.fixture(scope="module")
 def net_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return network_files(tmp_path_factory.mktemp("network"))
-
-
-@pytest.fixture
-def page(browser: Any, server: str) -> Iterator[Page]:
-    p = Page(browser, server)
-    yield p
-    p.close()
-    assert p.errors == [], p.errors
 
 
 def curl_npz(page: Page, folder: Path) -> dict[str, np.ndarray]:
