@@ -82,8 +82,8 @@ def test_channel_stats_against_numpy() -> None:
 
 
 @pytest.mark.parametrize("shape", [(40, 250, 200), (3, 1100, 1000)])
-def test_channel_stats_in_blocks_against_numpy(shape: tuple[int, int, int]) -> None:
-    # Over a million values: reduced in several row blocks, or one row at a time.
+def test_channel_stats_in_tiles_against_numpy(shape: tuple[int, int, int]) -> None:
+    # Reduced in tiles: several rows at a time, or pieces of one row (the last one short).
     rng = np.random.default_rng(1)
     x = rng.standard_normal(shape).astype(np.float32)
     x[x > 1.5] = 0.0
