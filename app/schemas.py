@@ -6,7 +6,7 @@ time; the configurable limits in `Settings` are checked before any tensor exists
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -40,6 +40,9 @@ REQUEST_RULES = """
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Layout = Literal["auto", "chw", "hwc", "nchw", "nhwc"]
+# A list of numbers in a request: its first bad item is the error (fail_fast), so a million
+# wrong items cost one error, not a million (pydantic builds each, ~1 KB and 14 µs apiece).
+Floats = Annotated[list[float], Field(fail_fast=True)]
 # What /api/v1/compare can return (its format query parameter).
 Format = Literal["json", "png", "npz"]
 
@@ -91,10 +94,10 @@ class WeightsSpec(BaseModel):
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
     positive: int = Field(default=0, ge=0, description="difference: the channel added")
     negative: int = Field(default=1, ge=0, description="difference: the channel subtracted")
-    matrix: list[list[float]] | None = Field(
+    matrix: Annotated[list[Floats], Field(fail_fast=True)] | None = Field(
         default=None, description="Explicit weights: K rows of C values."
     )
-    bias: float | list[float] | None = Field(
+    bias: float | Floats | None = Field(
         default=None, description="One value for every filter, or K values; default 0."
     )
     layer: str | None = Field(
@@ -510,7 +513,11 @@ class ReceptiveFieldRequest(_UploadLayout):
     out_channels: int = Field(default=4, ge=1, le=1024)
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
     pixel: list[int] | None = Field(
-        default=None, min_length=2, max_length=2, description="[y, x]; default the centre"
+        default=None,
+        min_length=2,
+        max_length=2,
+        fail_fast=True,
+        description="[y, x]; default the centre",
     )
     delta: float = Field(default=1.0, description="added to every channel at that pixel")
     device: Device = "auto"

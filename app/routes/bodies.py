@@ -69,6 +69,13 @@ def _field(loc: Sequence[Any]) -> str | None:
     return ".".join(excerpt(p).strip("'") if isinstance(p, str) else str(p) for p in parts) or None
 
 
+# A refusal lists this many of pydantic's errors, then counts the rest.
+_MAX_ERRORS = 8
+# Keys one JSON object may have: the request models have at most a few dozen fields, and
+# each unknown key would be an error of its own.
+_MAX_KEYS = 256
+
+
 def validation_error(
     errors: Sequence[Any], model: type[BaseModel] | None, what: str = ""
 ) -> InvalidContent:
@@ -77,7 +84,7 @@ def validation_error(
     An unknown field's message lists the fields that exist at that place.
     """
     parts = []
-    for err in errors:
+    for err in errors[:_MAX_ERRORS]:
         loc = tuple(err.get("loc", ()))
         where = _field(loc) or (err.get("ctx") or {}).get("field") or "request"
         msg = err.get("msg", "invalid")
@@ -86,6 +93,8 @@ def validation_error(
             known = ", ".join(parent.model_fields) if parent else ""
             msg = f"unknown field{f'; the fields here are: {known}' if known else ''}"
         parts.append(f"{what}{where}: {msg}")
+    if len(errors) > _MAX_ERRORS:
+        parts.append(f"and {len(errors) - _MAX_ERRORS} more errors")
     first = errors[0] if errors else {}
     kind = str(first.get("type"))
     # Our own model validators name their field and code (PydanticCustomError).
@@ -98,6 +107,12 @@ def validation_error(
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    if len(pairs) > _MAX_KEYS:
+        raise InvalidContent(
+            f"A JSON object has {len(pairs)} keys; no object in a request has more than "
+            f"{_MAX_KEYS}. Send only the fields the API lists (see /docs).",
+            code="too_many_keys",
+        )
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
@@ -151,7 +166,9 @@ def parse_spec(model: type[M], raw: bytes | str, what: str, max_values: int | No
     try:
         return model.model_validate(obj, strict=True)
     except ValidationError as exc:
-        raise validation_error(exc.errors(), model, f"{what}: ") from None
+        raise validation_error(
+            exc.errors(include_url=False, include_input=False), model, f"{what}: "
+        ) from None
 
 
 # ---------------------------------------------------------------- receiving (event loop)
