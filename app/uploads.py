@@ -366,13 +366,19 @@ def _read_image(
             # Its values once decoded (grey: 1 per pixel, else 3), before decoding.
             _check_values((h, w, 1 if img.mode in ("1", "L", "LA") else 3), max_values, what)
             img.load()
-    except (
-        UnidentifiedImageError,
-        OSError,
-        SyntaxError,
-        ValueError,
-        Image.DecompressionBombError,
-    ) as exc:
+    except Image.DecompressionBombError:
+        # Pillow's own guard, at twice its MAX_IMAGE_PIXELS: the header declares more.
+        raise TooLarge(
+            f"{what} declares more than {2 * (Image.MAX_IMAGE_PIXELS or 0)} pixels; the limit "
+            f"is {max_pixels} (ONEBYONE_MAX_IMAGE_PIXELS). Resize it."
+        ) from None
+    except UnidentifiedImageError:
+        # Its message names an in-memory file object, which means nothing to the client.
+        raise UnreadableFile(
+            f"{what} is not a readable image: its header is damaged (size, bit depth, colour "
+            "type or checksum). Re-save it as PNG or JPEG."
+        ) from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise UnreadableFile(f"{what} is not a readable image: {excerpt(exc, 200)}") from None
     # Every bit depth is scaled the same way, to [0, 1] by its largest code.
     if img.mode.startswith("I;16") or (img.mode == "I" and _png_bit_depth(data) == 16):
@@ -438,6 +444,13 @@ def _open_zip(data: bytes | bytearray, what: str) -> zipfile.ZipFile:
     zf = zipfile.ZipFile(reader)
     reader.limit = None
     return zf
+
+
+def _known_start(data: bytes | bytearray) -> bool:
+    """Whether the bytes start as one of the formats _sniff reads (then its own error says
+    what is wrong inside, e.g. an unsupported dtype; else the file is not what it is named)."""
+    magic = (_NPY_MAGIC, _PNG_MAGIC, _JPEG_MAGIC, _ZIP_MAGIC)
+    return data.startswith(magic) or data[8:9] == b"{" or data[:1] == b"\x80"
 
 
 def _sniff(
@@ -508,7 +521,7 @@ def decode(
     except UnsupportedType as exc:
         # A known extension on content we cannot read is a damaged file, not a new type.
         ext = "." + (filename or "").rsplit(".", 1)[-1].lower() if "." in (filename or "") else ""
-        if ext in _EXTENSIONS and exc.code == UnsupportedType.default_code:
+        if ext in _EXTENSIONS and not _known_start(data):
             raise UnreadableFile(
                 f"{name} is not a valid {_EXTENSIONS[ext]} file: its first bytes "
                 f"({data[:8]!r}) are not what that format starts with. Check that the file "

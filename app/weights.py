@@ -380,6 +380,14 @@ def build(spec: WeightsSpec, x: torch.Tensor, decoded: Decoded | None) -> Layer:
 
 def _build(spec: WeightsSpec, x: torch.Tensor, decoded: Decoded | None) -> Layer:
     if decoded is not None:
+        given = [f"weights.{k}" for k in ("preset", "matrix") if getattr(spec, k) is not None]
+        if given:
+            raise InvalidContent(
+                f"The weights came as a file and as {' and '.join(given)} in the spec; "
+                "send one of them.",
+                field=given[0],
+                code="conflict",
+            )
         return from_file(decoded, spec, x)
     if spec.layer is not None:
         raise InvalidContent(

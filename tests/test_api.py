@@ -602,3 +602,24 @@ def test_an_integer_past_pythons_digit_limit_is_a_400(client: httpx.Client) -> N
     body = b'{"input": {"height": ' + b"1" * 5000 + b"}}"
     r = client.post("/api/v1/compare", content=body, headers={"content-type": "application/json"})
     assert r.status_code == 400 and r.json()["code"] == "bad_json"
+
+
+@pytest.mark.parametrize(
+    ("weights", "field"),
+    [
+        ({"preset": "identity"}, "weights.preset"),
+        ({"matrix": [[1.0] * 6] * 4}, "weights.matrix"),
+    ],
+)
+def test_a_weights_file_and_a_preset_or_matrix_conflict(
+    client: httpx.Client, weights: dict[str, Any], field: str
+) -> None:
+    # Two sources of weights: refused as in JSON, never one of them silently dropped.
+    parts = {
+        "input": ("x.npy", files.npy(X)),
+        "weights": ("w.npy", files.npy(W)),
+        "spec": (None, json.dumps({"weights": weights})),
+    }
+    r = client.post("/api/v1/compare", files=parts)
+    assert r.status_code == 422, r.text
+    assert (r.json()["field"], r.json()["code"]) == (field, "conflict")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import pickle
+import struct
 import zipfile
+import zlib
 
 import numpy as np
 import pytest
@@ -208,3 +210,38 @@ def test_an_npy_read_from_a_mutable_buffer_decodes_to_a_writable_array() -> None
     arr = decode(bytearray(files.npy(X))).arrays["array"]
     assert arr.flags.writeable
     np.testing.assert_array_equal(uploads.to_chw(arr, "chw"), X)
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "match"),
+    [
+        (files.npy_raw("|O", (1,), pickle.dumps(1)), "x.npy", "unpickl"),
+        (files.npy_raw("<c8", (2,), b"\x00" * 16), "x.npy", "complex"),
+    ],
+)
+def test_a_right_format_with_an_unsupported_inside_keeps_its_own_reason(
+    data: bytes, name: str, match: str
+) -> None:
+    # The magic bytes are right: the reason is what is inside, not "not a valid .npy".
+    with pytest.raises(UnsupportedType, match=match) as info:
+        decode(data, name)
+    assert info.value.code != "bad_magic"
+
+
+def _png_declaring(width: int, height: int, *, crc_ok: bool = True) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    crc = zlib.crc32(b"IHDR" + ihdr) ^ (0 if crc_ok else 1)
+    chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", crc)
+    return b"\x89PNG\r\n\x1a\n" + chunk + b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def test_an_image_declaring_billions_of_pixels_is_a_413() -> None:
+    # Past Pillow's own bomb guard (about 179 M pixels) as well as ours.
+    with pytest.raises(TooLarge, match="ONEBYONE_MAX_IMAGE_PIXELS"):
+        decode(_png_declaring(100_000, 100_000), "x.png")
+
+
+def test_a_damaged_image_header_is_a_400_without_python_internals() -> None:
+    with pytest.raises(UnreadableFile) as info:
+        decode(_png_declaring(0, 0), "x.png")
+    assert "object at 0x" not in info.value.detail and "header is damaged" in info.value.detail
