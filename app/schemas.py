@@ -519,7 +519,13 @@ class ReceptiveFieldRequest(_UploadLayout):
         fail_fast=True,
         description="[y, x]; default the centre",
     )
-    delta: float = Field(default=1.0, description="added to every channel at that pixel")
+    delta: float = Field(
+        default=1.0,
+        ge=-1e6,
+        le=1e6,
+        description="added to every channel at that pixel (|delta| ≤ 1e6: past float32's "
+        "precision at larger sizes the change would round away or overflow)",
+    )
     device: Device = "auto"
     layout: Layout | None = _TOP_LAYOUT
 

@@ -71,7 +71,7 @@ def _quote(value: object) -> str:
     return excerpt(value, 80).strip("'")
 
 
-def _check_values(shape: object, max_values: int, what: str) -> int:
+def _check_values(shape: object, max_values: int, what: str, used: int = 0) -> int:
     """The number of values a header's shape declares, once it is known to be a real shape.
 
     A shape is a list of at most _MAX_DIMS non-negative whole numbers; their product is
@@ -95,10 +95,13 @@ def _check_values(shape: object, max_values: int, what: str) -> int:
         )
     count = math.prod(shape)
     # With a 0 among them the count is 0, but the other sizes must still be real ones.
-    if count > max_values or math.prod(d for d in shape if d) > max_values:
+    left = max_values - used
+    if count > left or math.prod(d for d in shape if d) > left:
+        others = f", and the file's arrays before it hold {used}" if used else ""
         raise TooLarge(
             f"{what} declares shape {_quote(list(shape))} = {_quote(count)} values; "
-            f"the limit is {max_values} (ONEBYONE_MAX_VALUES). Send a smaller array."
+            f"the limit is {max_values} for a whole file (ONEBYONE_MAX_VALUES){others}. "
+            "Send a smaller array."
         )
     return count
 
@@ -115,7 +118,7 @@ def _check_dtype(dtype: np.dtype[Any], what: str) -> None:
         )
 
 
-def _read_npy(data: bytes | bytearray, max_values: int, what: str) -> np.ndarray:
+def _read_npy(data: bytes | bytearray, max_values: int, what: str, used: int = 0) -> np.ndarray:
     # The header from a copy of the first bytes only (numpy refuses headers over 10 kB).
     f = io.BytesIO(bytes(data[:_NPY_HEAD]))
     try:
@@ -132,7 +135,7 @@ def _read_npy(data: bytes | bytearray, max_values: int, what: str) -> np.ndarray
             f"{what} is not a readable .npy file: {excerpt(exc, 200)}", code="bad_header"
         ) from None
     _check_dtype(dtype, what)
-    count = _check_values(shape, max_values, what)
+    count = _check_values(shape, max_values, what, used)
     offset = f.tell()
     if len(data) - offset < count * dtype.itemsize:
         raise UnreadableFile(
@@ -204,7 +207,7 @@ def _read_npz(zf: zipfile.ZipFile, max_values: int, what: str) -> dict[str, np.n
     total = 0
     for name, blob in members.items():
         key = name[:-4] if name.endswith(".npy") else name
-        arrays[key] = _read_npy(blob, max_values - total, f"{what} member {excerpt(key)}")
+        arrays[key] = _read_npy(blob, max_values, f"{what} member {excerpt(key)}", total)
         total += arrays[key].size
     return arrays
 
@@ -295,7 +298,7 @@ def _check_safetensors_header(header: object, size: int, max_values: int, what: 
             raise UnsupportedType(
                 f"{where} has dtype {excerpt(dtype)}; send one of {', '.join(_SAFETENSORS_DTYPES)}."
             )
-        count = _check_values(entry.get("shape"), max_values - total, where)
+        count = _check_values(entry.get("shape"), max_values, where, total)
         total += count
         offsets = entry.get("data_offsets")
         if (
@@ -537,14 +540,18 @@ def decode(
 
 
 def pick(decoded: Decoded, preferred: str, what: str) -> np.ndarray:
-    """The one array a file holds, or the one named `preferred` among several."""
+    """The one array a file holds, or the one named `preferred` among several: the file
+    came in the multipart part of that name (input, target), the field at fault."""
     if preferred in decoded.arrays:
         return decoded.arrays[preferred]
     if len(decoded.arrays) == 1:
         return next(iter(decoded.arrays.values()))
+    if not decoded.arrays:
+        raise InvalidContent(f"{what} holds no arrays.", field=preferred, code="empty")
     raise InvalidContent(
         f"{what} holds several arrays ({', '.join(excerpt(k) for k in sorted(decoded.arrays))}); "
         f"name the one to use {preferred!r}.",
+        field=preferred,
         code="ambiguous_array",
     )
 

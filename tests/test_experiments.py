@@ -235,3 +235,12 @@ def test_fit_on_an_uploaded_input_needs_an_uploaded_target(client: httpx.Client)
     img = np.zeros((1, 1, 3), np.uint8)
     r = client.post("/api/v1/experiments/fit", files={"input": ("x.png", files.png(img))})
     assert r.status_code == 422 and "upload a target" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("delta", [1e39, -1e308, 1e7])
+def test_receptive_field_refuses_a_delta_float32_cannot_hold(
+    client: httpx.Client, delta: float
+) -> None:
+    r = client.post("/api/v1/experiments/receptive-field", json={"delta": delta})
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == "delta"

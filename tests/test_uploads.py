@@ -245,3 +245,20 @@ def test_a_damaged_image_header_is_a_400_without_python_internals() -> None:
     with pytest.raises(UnreadableFile) as info:
         decode(_png_declaring(0, 0), "x.png")
     assert "object at 0x" not in info.value.detail and "header is damaged" in info.value.detail
+
+
+def test_picking_from_a_file_names_the_part_at_fault() -> None:
+    several = uploads.Decoded({"a": X, "b": X}, "npz")
+    with pytest.raises(InvalidContent, match="several arrays") as info:
+        uploads.pick(several, "input", "The input file")
+    assert (info.value.field, info.value.code) == ("input", "ambiguous_array")
+    with pytest.raises(InvalidContent, match="no arrays") as info:
+        uploads.pick(uploads.Decoded({}, "safetensors"), "target", "The target file")
+    assert (info.value.field, info.value.code) == ("target", "empty")
+
+
+def test_an_npz_over_the_limit_in_total_says_the_limit_not_what_is_left() -> None:
+    part = np.zeros(600_000, np.float32)
+    with pytest.raises(TooLarge, match=r"the limit is 1000000 for a whole file") as info:
+        decode(files.npz(a=part, b=part), "x.npz")
+    assert "before it hold 600000" in info.value.detail
