@@ -408,6 +408,7 @@ def main(argv: list[str] | None = None) -> None:
         workers=args.workers,
         log_level=args.log_level,
         access_log=False,  # the app logs one JSON line per request itself
+        http="app.protocol:HeadDeadline",  # h11, with a deadline on request heads
     )
 
 

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # After its first BODY_GRACE_S, a body must arrive at least this fast on average (0: no
     # minimum), so a client dribbling bytes cannot hold a place in the queue for minutes.
     body_min_bytes_per_s: int = Field(default=16 * 1024, ge=0)
+    # A connection must deliver a whole request head this soon after it opens, and after each
+    # response ends, or it is closed (app.protocol): idle or dribbling sockets cost nothing.
+    header_timeout_s: float = Field(default=10.0, gt=0)
     # A client that takes no response bytes for this long is dropped and its work stopped.
     send_timeout_s: float = Field(default=10.0, gt=0)
 

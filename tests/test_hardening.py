@@ -1166,3 +1166,70 @@ def test_a_million_wrong_values_make_one_short_error(server: str, body: bytes, c
     assert r.json()["code"] == code
     assert len(r.content) < 2048
     assert time.monotonic() - t0 < 5
+
+
+@pytest.fixture(scope="module")
+def head_deadline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    env = {"ONEBYONE_HEADER_TIMEOUT_S": "2"}
+    with serve(env, tmp_path_factory.mktemp("head")) as server:
+        yield server
+
+
+def _closed_after(sock: socket.socket, limit: float) -> float | None:
+    """Seconds until the server closes `sock` (reads b""), or None within `limit`."""
+    t0 = time.monotonic()
+    sock.settimeout(limit)
+    try:
+        while sock.recv(65536):
+            pass
+    except TimeoutError:
+        return None
+    except OSError:
+        pass
+    return time.monotonic() - t0
+
+
+def test_connections_that_send_no_whole_request_head_are_closed(
+    head_deadline: tuple[str, int],
+) -> None:
+    """uvicorn alone keeps a silent socket, or one dribbling its head, open for ever."""
+    url, _ = head_deadline
+    silent = [socket.create_connection(host_port(url)) for _ in range(20)]
+    dribbling = socket.create_connection(host_port(url))
+    head = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    t0 = time.monotonic()
+    for i, byte in enumerate(head):
+        if time.monotonic() - t0 > 4:
+            break
+        with contextlib.suppress(OSError):
+            dribbling.sendall(bytes([byte]))
+        time.sleep(0.2 if i else 0)
+    closed = _closed_after(dribbling, 3)
+    assert closed is not None, "a head dribbled for 4 s kept its connection"
+    for s in silent:
+        assert _closed_after(s, 3) is not None, "a silent connection was kept"
+        s.close()
+    dribbling.close()
+
+
+def test_the_head_deadline_never_cuts_a_kept_alive_client_or_a_long_answer(
+    head_deadline: tuple[str, int],
+) -> None:
+    url, _ = head_deadline
+    with httpx.Client(base_url=url, timeout=30) as c:
+        for _ in range(3):  # one connection, a request every 1.5 s: each head is on time
+            assert c.get("/healthz").status_code == 200
+            time.sleep(1.5)
+        # A fit that streams for longer than the deadline is answered to its end.
+        spec = {
+            "steps": 5000,
+            "every": 500,
+            "input": {"generator": "catdog", "channels": 8, "height": 96, "width": 96},
+        }
+        t0 = time.monotonic()
+        with c.stream("POST", "/api/v1/experiments/fit", params={"stream": "true"}, json=spec) as r:
+            assert r.status_code == 200
+            body = b"".join(r.iter_bytes())
+        assert time.monotonic() - t0 > 2.5, "the answer did not outlast the deadline"
+        assert b"event: result" in body, body[-300:]
+        assert c.get("/healthz").status_code == 200
