@@ -623,3 +623,20 @@ def test_a_weights_file_and_a_preset_or_matrix_conflict(
     r = client.post("/api/v1/compare", files=parts)
     assert r.status_code == 422, r.text
     assert (r.json()["field"], r.json()["code"]) == (field, "conflict")
+
+
+def test_a_multipart_epilogue_after_the_closing_boundary_is_ignored(client: httpx.Client) -> None:
+    # RFC 2046: text after the closing boundary is an epilogue, to be ignored.
+    body = (
+        b'--x\r\nContent-Disposition: form-data; name="input"; filename="x.npy"\r\n\r\n'
+        + files.npy(X)
+        + b"\r\n--x--\r\nThis is the epilogue.\r\n"
+    )
+    r = client.post(
+        "/api/v1/compare",
+        content=body,
+        headers={"Content-Type": "multipart/form-data; boundary=x"},
+        params={"heatmaps": "false"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["shapes"]["input"] == list(X.shape)

@@ -385,7 +385,8 @@ async def receive_body(request: Request, settings: Settings, ticket: Ticket) -> 
         if timer is not None:
             timer.cancel()
     await spool.flush()
-    if kind == "multipart" and not tail.rstrip(b"\r\n \t").endswith(b"--" + boundary + b"--"):
+    # The closing boundary in the body's last KiB (RFC 2046 allows a short epilogue after it).
+    if kind == "multipart" and b"--" + boundary + b"--" not in tail:
         raise UnreadableFile(
             "The multipart body is cut short: it does not end with its closing boundary. "
             "Send the whole body.",
