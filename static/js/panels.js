@@ -148,7 +148,7 @@ export function show(root, m) {
   }
   for (const label of root.querySelectorAll(".prow[data-row] .rowlabel")) {
     const i = Number(label.parentElement.dataset.row);
-    // The server names every channel (catdog: cat, dog, distractor 2, …), at any C.
+    // The server names every channel (e.g. cat evidence, dog evidence, distractor 2, …), at any C.
     label.textContent = m.names[i] ? `${i} ${m.names[i]}` : `channel ${i}`;
   }
   for (const canvas of root.querySelectorAll("canvas.cell")) {
