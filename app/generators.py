@@ -173,7 +173,7 @@ GENERATORS: dict[str, GeneratorInfo] = {
     "catdog": GeneratorInfo(
         catdog,
         "Channel 0 is cat evidence, channel 1 dog evidence, as overlapping blobs; further "
-        "channels are distractors. Knows where cat > dog.",
+        "channels are distractors. Its ground truth marks the pixels where cat > dog.",
         {"blobs": (2, 1, 32, "blobs of each animal; each dog overlaps a cat")},
         min_channels=2,
     ),

@@ -78,7 +78,7 @@ def test_a_dropped_checkpoint_offers_every_1x1_layer_and_shows_what_the_network_
     assert page.runs() == before
 
     page.page.select_option("#net-layer", "layer1.1.conv1")
-    assert "then layer1.1.bn1" in page.page.inner_text("#net-layer option:checked")
+    assert "then ‘layer1.1.bn1’" in page.page.inner_text("#net-layer option:checked")
     assert "24 channels" in page.text("#net-layer-note")
     want = net_files["layer1.1.conv1"]
     page.after(lambda: page.page.set_input_files("#net-acts-file", str(want["input"])))
@@ -86,8 +86,8 @@ def test_a_dropped_checkpoint_offers_every_1x1_layer_and_shows_what_the_network_
     # The panels and the numbers, named after the layer and the batch norm folded into it.
     assert page.page.locator('canvas.cell[data-col="conv_relu"]').count() == 8
     assert page.page.locator('canvas.cell[data-col="input"]').count() == 24
-    assert "layer1.1.conv1 + BN → ReLU" in page.text(".colhead[data-col=conv_relu]")
-    assert "layer1.1.bn1 folded in" in page.text("#n-layer")
+    assert "layer ‘layer1.1.conv1’ + BN → ReLU" in page.text(".colhead[data-col=conv_relu]")
+    assert "batch norm ‘layer1.1.bn1’ folded in" in page.text("#n-layer")
     assert "what your network computes" in page.text("#net-result")
     assert any(ch.isdigit() for ch in page.text("#headline"))
     # The hover values and the curl's arrays equal the network's own activation after its ReLU.
@@ -99,7 +99,9 @@ def test_a_dropped_checkpoint_offers_every_1x1_layer_and_shows_what_the_network_
     # Batch norm off: the raw conv, relu(conv(x)), and the page says it is not the network's.
     page.after(lambda: page.page.check("input[name=net-bn][value=none]"))
     assert "not what your network computes" in page.text("#net-result")
-    assert page.text(".colhead[data-col=conv_relu] strong").startswith("layer1.1.conv1 → ReLU")
+    assert page.text(".colhead[data-col=conv_relu] strong").startswith(
+        "layer ‘layer1.1.conv1’ → ReLU"
+    )
     (v,) = hovered(page, "conv_relu", 3, [(5, 9)])
     assert abs(v["conv_relu"] - want["raw"][v["k"], v["y"], v["x"]]) < 1e-5, v
     z = curl_npz(page, net_files["folder"])

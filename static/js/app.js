@@ -19,7 +19,7 @@ import {
 import { ApiError, VIEWS } from "./experiments.js";
 import * as panels from "./panels.js";
 import { COMPARE, adaptMatrix, curlCommand, fromQuery, networkWeights, premiseHolds, requestToSend, scenarioById, toQuery } from "./state.js";
-import { describe, headline, layerNote, layerOption, listingText, networkResult, num, ownLayer, pct, truthLabel } from "./story.js";
+import { bnName, describe, headline, layer, layerNote, layerOption, listingText, networkResult, num, ownLayer, pct, truthLabel } from "./story.js";
 
 const $ = (id) => document.getElementById(id);
 const GRID_MAX = 16; // weight grids up to 16 × 16 are editable cell by cell
@@ -46,6 +46,14 @@ const state = {
   /** @type {null|{scenario: string, endpoint: string, request: object, files: object, names: object, own: object|null, response: object}} */
   shown: null,
   matrixNote: "",
+  /** W as it was before C edits padded or cut it, so typing "16" over "4" loses no column on the way. */
+  matrixBase: null,
+  /** Whether a weight cell was edited (on a phone, a link to the result appears under the grid). */
+  editedCell: false,
+  /** Which drop zone brought the input file: "drop" (Your own activations) or "net" (Your own network). */
+  inputFrom: "drop",
+  /** Values typed that cannot be sent ("abc", 3.5 for an integer): field → {control, detail}. */
+  invalid: new Map(),
 };
 
 function freshNetwork() {
@@ -132,6 +140,41 @@ async function run() {
   }
 }
 
+/**
+ * A control holds a value the page cannot send: nothing is sent, the message sits next to
+ * the control, and what is on screen is marked as not updated, as for a refusal.
+ * @param {string} field e.g. "input.height", "weights.matrix.0.1"
+ * @param {HTMLElement} control
+ * @param {string} detail
+ */
+function markInvalid(field, control, detail) {
+  state.invalid.set(field, { control, detail });
+  edited(0);
+}
+
+/** A control's value is fine again. */
+function markValid(field, control) {
+  state.invalid.delete(field);
+  if (control) control.removeAttribute("aria-invalid");
+}
+
+/** Show the latest value that cannot be sent, and cancel any run of the settings before it. */
+function showInvalid() {
+  for (const [field, v] of state.invalid) if (!v.control.isConnected) state.invalid.delete(field);
+  const last = [...state.invalid].pop();
+  if (!last) return false;
+  const [field, { control, detail }] = last;
+  clearTimeout(state.timer);
+  if (state.controller) state.controller.abort();
+  state.seq++; // an answer for the settings before this edit must not cover it
+  state.error = { status: 0, detail, field, code: "not_sent" };
+  renderError();
+  for (const v of state.invalid.values()) v.control.setAttribute("aria-invalid", "true");
+  control.setAttribute("aria-invalid", "true");
+  setStatus("error");
+  return true;
+}
+
 /** Why the current settings cannot be sent yet: a checkpoint being read, or no activations for its layer. */
 function holding() {
   const net = state.network;
@@ -147,13 +190,28 @@ function setStatus(status) {
   const words = {
     pending: state.network.reading ? `Reading the layers of ${state.network.reading}…` : "Computing your new settings…",
     waiting: "Waiting for the activations that feed your layer (step 2 under “Your own network”). What you see is from the previous settings.",
-    error: "Not updated: the server refused the current settings (the message is next to the control). What you see is from the previous settings.",
+    error:
+      state.error && state.error.code === "not_sent"
+        ? "Not updated: a value you typed cannot be sent (the message is next to the control). What you see is from the previous settings."
+        : "Not updated: the server refused the current settings (the message is next to the control). What you see is from the previous settings.",
     ready: "",
   };
   $("status").textContent = words[status];
+  $("see-result").textContent = status === "ready" ? resultLink() : status === "error" ? "Not updated: see why ↓" : "Computing… the result is below ↓";
   if (status === "ready") {
     document.body.dataset.runs = String(Number(document.body.dataset.runs || 0) + 1);
   }
+}
+
+/** The see-result link's words: the main number now on screen. */
+function resultLink() {
+  const r = state.shown && state.shown.endpoint === COMPARE ? state.shown.response : null;
+  if (!r) return "See the result ↓";
+  const t = Object.values(r.truth || {})[0];
+  const what = t
+    ? `1×1 conv + ReLU ${pct(t.conv_relu.agreement)}, ReLU-only ${pct(t.relu_only.agreement)} agreement`
+    : `the ReLU after the 1×1 conv changed ${pct(r.summary.conv_relu_changed / r.summary.conv_relu_values)} of values`;
+  return `Updated: ${what}. See the result ↓`;
 }
 
 // ---------------------------------------------------------------- edits
@@ -170,24 +228,32 @@ function setPath(obj, path, value) {
 /** A parameter input changed: parse it, and send unless it is half typed. */
 function onParam(path, text, type) {
   const input = document.querySelector(`#controls input[data-path="${CSS.escape(path)}"]`);
+  const label = (input && input.labels && input.labels[0] ? input.labels[0].textContent : path).replace(/ \(.*\)$/, "");
+  // A number field holding text it cannot parse ("3e", "-") reports "" and badInput.
+  const bad = [...document.querySelectorAll(`#controls input[data-path="${CSS.escape(path)}"]`)].some((i) => i.validity && i.validity.badInput);
   let value;
   if (type === "ints") {
     const parts = text.split(",");
-    if (parts.every((p) => p.trim() === "")) value = undefined;
+    if (parts.every((p) => p.trim() === "") && !bad) value = undefined;
     else {
       value = parts.map((p) => parseNumber(p, "int"));
-      if (value.some((v) => v === null)) return;
+      if (bad || value.some((v) => v === null)) {
+        markInvalid(path, input, `${path.split(".").pop()}: two whole numbers [y, x], or both empty for the centre`);
+        return;
+      }
     }
-  } else if (text.trim() === "") {
+  } else if (text.trim() === "" && !bad) {
     value = undefined; // the server's default
   } else {
     value = parseNumber(text, type === "int" ? "int" : "float");
     if (value === null) {
-      if (input) input.setAttribute("aria-invalid", "true");
+      // Never round what was typed: 3.5 for H is refused here, not run as 3.
+      const whole = type === "int" && parseNumber(text, "float") !== null;
+      markInvalid(path, input, `${label}: ${whole ? `${text.trim()} is not a whole number` : "not a number"}; nothing was sent.`);
       return;
     }
   }
-  if (input) input.removeAttribute("aria-invalid");
+  markValid(path, input);
   setPath(state.request, path, value);
   if (path === "input.channels" && state.request.weights && state.request.weights.matrix && Number.isInteger(value)) {
     fitMatrixTo(value);
@@ -197,13 +263,18 @@ function onParam(path, text, type) {
 
 /** W follows C: new columns are 0, removed ones are dropped, and the page says so. */
 function fitMatrixTo(c) {
-  const before = state.request.weights.matrix[0].length;
-  if (c === before || c < 1 || c > GRID_MAX * 64) return;
-  state.request.weights = adaptMatrix(state.request.weights, c);
+  if (c < 1 || c > GRID_MAX * 64) return;
+  // From W as the learner left it: typing 64 passes through 6, and 16 through 1.
+  const base = (state.matrixBase ??= structuredClone(state.request.weights));
+  const before = base.matrix[0].length;
+  state.request.weights = { ...adaptMatrix(base, c), bias: structuredClone(base.bias) };
+  const span = (a, b) => (a === b ? `column ${a} is` : `columns ${a}…${b} are`);
   state.matrixNote =
-    c > before
-      ? `W now has C = ${c} columns to match the input: columns ${before}…${c - 1} are 0.`
-      : `W now has C = ${c} columns to match the input: columns ${c}…${before - 1} were dropped.`;
+    c === before
+      ? ""
+      : c > before
+        ? `W now has C = ${c} columns to match the input: ${span(before, c - 1)} 0.`
+        : `W now has C = ${c} columns to match the input: ${span(c, before - 1).replace(/ (is|are)$/, "")} ${c === before - 1 ? "was" : "were"} dropped.`;
 }
 
 function onGenerator() {
@@ -245,6 +316,7 @@ function onPreset() {
     state.request.weights = { preset: name };
     state.matrixNote = "";
   }
+  state.matrixBase = null;
   showWeightParams();
   edited(0);
 }
@@ -253,11 +325,16 @@ function onPreset() {
 function onCell(k, c, text) {
   const input = $(`w-${k}-${c}`);
   const v = parseNumber(text, "float");
+  const field = c === "bias" ? `weights.bias.${k}` : `weights.matrix.${k}.${c}`;
   if (v === null) {
-    input.setAttribute("aria-invalid", "true");
+    const rows = $("matrix-grid").querySelectorAll(".wrow").length;
+    const name = `${rows > 1 ? `out ${k} ` : ""}${c === "bias" ? "b" : `c${c}`}`;
+    markInvalid(field, input, `${name}: ${text.trim() === "" ? "empty, type a number (0 for none)" : "not a number"}; nothing was sent.`);
     return;
   }
-  input.removeAttribute("aria-invalid");
+  markValid(field, input);
+  state.matrixBase = null;
+  state.editedCell = true;
   if (!state.request.weights.matrix) {
     const w = roundedW();
     if (!w) return;
@@ -279,6 +356,12 @@ function edited(delay) {
   syncControls();
   showScenarios();
   updateShare();
+  if (showInvalid()) return;
+  if (state.error && state.error.code === "not_sent") {
+    // The value that could not be sent is fixed: its message goes.
+    state.error = null;
+    clearErrors();
+  }
   schedule(delay);
 }
 
@@ -290,6 +373,9 @@ function selectScenario(id) {
   leaveNetwork();
   for (const chooser of ["input-file", "weights-file", "net-file", "net-acts-file"]) $(chooser).value = "";
   state.matrixNote = "";
+  state.matrixBase = null;
+  state.invalid.clear();
+  state.editedCell = false;
   panels.resetCursor();
   syncControls(true);
   edited(0);
@@ -347,6 +433,7 @@ async function listLayers(file) {
       const replaced = state.files.input ? ` in place of ${state.files.input.name}` : "";
       state.files.weights = null;
       state.files.input = file;
+      state.inputFrom = "net";
       net.note = `${file.name} came from onebyone capture: it holds the activations (${listing.input.join("×")}) and the layer, so it is the input${replaced}, and the layer comes with it.`;
     } else {
       net.listing = listing;
@@ -427,7 +514,11 @@ function syncControls(all = false) {
   $("generator-field").hidden = hasInput;
   $("file-options").hidden = !hasInput;
   $("clear-input").hidden = !hasInput;
-  $("drop-label").textContent = hasInput ? `Your file: ${state.files.input.name} (choose another…)` : "Your own activations: choose or drop a file…";
+  $("drop-label").textContent = !hasInput
+    ? "Your own activations: choose or drop a file…"
+    : state.inputFrom === "net"
+      ? `Your file: ${state.files.input.name}, chosen under “Your own network” (choose another…)`
+      : `Your file: ${state.files.input.name} (choose another…)`;
   if (req.input) {
     $("layout").value = req.input.layout || state.catalogue.layouts.values[0].id;
     $("filterbank").checked = req.input.features === "filterbank";
@@ -472,7 +563,13 @@ function syncNetwork() {
   const { input, weights } = state.files;
   $("weights-errors").hidden = net.on;
   $("net-drop-label").textContent = weights ? `Checkpoint: ${weights.name} (choose another…)` : "Choose or drop a checkpoint, or a file from onebyone capture…";
-  $("net-acts-label").textContent = input ? `Activations: ${input.name} (choose another…)` : "Choose or drop the activations…";
+  // Each drop zone shows its own file; the network's shows one from the other zone only while the network is in use, and says so.
+  $("net-acts-label").textContent =
+    input && state.inputFrom === "net"
+      ? `Activations: ${input.name} (choose another…)`
+      : input && net.on
+        ? `Activations: ${input.name}, the file under “Your own activations” above (choose another…)`
+        : "Choose or drop the activations…";
   $("net-listing").textContent = net.reading ? `Reading the layers of ${net.reading}…` : net.listing ? listingText(net.listing, weights.name) : net.note;
   const layers = net.listing ? net.listing.layers : [];
   const entry = layers.find((l) => l.name === net.layer);
@@ -491,7 +588,7 @@ function syncNetwork() {
     $("net-bn-box").hidden = !bn;
     $("net-eps-field").hidden = !bn;
     if (bn) {
-      $("net-bn-legend").textContent = `The batch norm after it, ${bn.name}`;
+      $("net-bn-legend").textContent = `The batch norm after it, ‘${bn.name}’`;
       const choice = net.batchnorm || state.catalogue.checkpoint.batchnorm[0].id;
       for (const radio of document.querySelectorAll("input[name=net-bn]")) radio.checked = radio.value === choice;
       const eps = $("net-eps");
@@ -517,7 +614,16 @@ function showMatrix() {
     showGrid(matrix, Array.from(fromValues(r.heatmaps.bias).values), onCell, false);
   } else hideGrid();
   const bn = state.network.on && r && r.layer.batchnorm;
-  $("matrix-note").textContent = bn ? `W′ and b′: ${r.layer.checkpoint_layer} with ${bn.name} folded in.` : state.matrixNote;
+  const [k, c] = w.matrix ? [w.matrix.length, w.matrix[0].length] : r ? r.shapes.weight : [0, 0];
+  // Say why the grid is gone, and what to do instead.
+  const big =
+    !state.network.on && !state.files.weights && (k > GRID_MAX || c > GRID_MAX)
+      ? `No grid to edit: W is ${k} × ${c}, and the grid edits W cell by cell only up to ${GRID_MAX} × ${GRID_MAX}. ` +
+        "Pick a preset above, upload a weights file (“Your own 1×1 layer…”), or send the matrix through the API (the curl command under “Share and export”)."
+      : "";
+  $("matrix-note").textContent = bn ? `W′ and b′: ${layer(r.layer.checkpoint_layer)} with ${bnName(bn.name)} folded in.` : [state.matrixNote, big].filter(Boolean).join(" ");
+  // On a phone the result is far below the grid: after an edit there, a link to it.
+  $("see-result").hidden = !(state.editedCell && window.matchMedia("(max-width: 700px)").matches);
 }
 
 function showScenarios() {
@@ -585,7 +691,8 @@ function layerTitles(r) {
   if (!l.checkpoint_layer) return undefined;
   // The batch norm's full name is in the numbers and the story; a column title stays short.
   const bn = l.batchnorm ? " + BN" : "";
-  return { conv_relu: `${l.checkpoint_layer}${bn} → ReLU`, pre_activation: `${l.checkpoint_layer}${bn}, before the ReLU` };
+  const name = layer(l.checkpoint_layer);
+  return { conv_relu: `${name}${bn} → ReLU`, pre_activation: `${name}${bn}, before the ReLU` };
 }
 
 function renderStory() {
@@ -667,7 +774,10 @@ function renderError() {
       : el("button", { type: "button", className: "fix", textContent: "Use the default weights (one filter per input channel)" });
     fix.addEventListener("click", () => {
       if (!state.files.input && c) fitMatrixTo(c);
-      else state.request.weights = {};
+      else {
+        state.request.weights = {};
+        state.matrixBase = null;
+      }
       showWeightParams();
       edited(0);
     });
@@ -764,18 +874,23 @@ function wire() {
     b.addEventListener("click", () => selectScenario(b.dataset.scenario));
   }
   $("reset").addEventListener("click", () => selectScenario(state.scenario));
-  $("input-file").addEventListener("change", () => setFile("input", $("input-file").files[0]));
+  $("input-file").addEventListener("change", () => ownInput($("input-file").files[0]));
   $("weights-file").addEventListener("change", () => setFile("weights", $("weights-file").files[0]));
   $("net-file").addEventListener("change", () => setFile("weights", $("net-file").files[0]));
   const networkInput = (file) => {
     state.network.on = true;
+    state.inputFrom = "net";
+    setFile("input", file);
+  };
+  const ownInput = (file) => {
+    state.inputFrom = "drop";
     setFile("input", file);
   };
   $("net-acts-file").addEventListener("change", () => networkInput($("net-acts-file").files[0]));
   $("clear-input").addEventListener("click", () => setFile("input", null));
   $("clear-weights").addEventListener("click", () => setFile("weights", null));
   $("net-leave").addEventListener("click", () => setFile("weights", null));
-  dropZone($("drop"), $("input-file"), (f) => setFile("input", f));
+  dropZone($("drop"), $("input-file"), ownInput);
   dropZone($("net-drop"), $("net-file"), (f) => setFile("weights", f));
   dropZone($("net-acts"), $("net-acts-file"), networkInput);
   $("weights-choose").addEventListener("click", () => $("weights-file").click());

@@ -98,7 +98,8 @@ function paramField(path, name, p, onEdit, hint) {
     });
     if (p.min !== null && p.min !== undefined) input.min = String(p.min);
     if (p.max !== null && p.max !== undefined) input.max = String(p.max);
-    if (p.default === null || p.default === undefined) input.placeholder = "default";
+    // A blank field sends nothing and the server uses its default: the placeholder names it.
+    input.placeholder = p.default === null || p.default === undefined ? "default" : String(p.default);
     input.addEventListener("input", () => onEdit(path, input.value, p.type));
     box.append(label, input);
   }

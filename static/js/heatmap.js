@@ -212,14 +212,17 @@ export function pixelValues(maps, weight, bias, y, x, k) {
 
 /**
  * W·x + b written out as terms a person can add up: the largest |w·x| first when there are
- * more than `limit` non-zero terms, with the rest summed.
+ * more than `limit` non-zero terms, with the rest summed. Each factor gets as many significant
+ * digits (4 to 8) as it takes for the sum of the terms *as written* to give `result` as
+ * fmt shows it, so a hand check comes out right; where none does, it says "(terms rounded)".
  * @param {number[]} w one row of W
  * @param {number[]} x the channel vector
  * @param {number} b the bias
  * @param {number} limit
+ * @param {number} [result] W·x + b as the page shows it next to the sum
  * @returns {string} e.g. "1 × 0.5234 − 1 × 0.3112 + 0"
  */
-export function writtenSum(w, x, b, limit = 8) {
+export function writtenSum(w, x, b, limit = 8, result = undefined) {
   let terms = w.map((wi, i) => ({ i, wi, xi: x[i], p: wi * x[i] })).filter((t) => t.wi !== 0);
   let rest = null;
   if (terms.length > limit) {
@@ -228,14 +231,32 @@ export function writtenSum(w, x, b, limit = 8) {
     rest = { n: dropped.length, sum: dropped.reduce((s, t) => s + t.p, 0) };
     terms = terms.slice(0, limit);
   }
-  const parts = [];
-  for (const t of terms) {
-    const coeff = fmt(Math.abs(t.wi));
-    const text = `${coeff} × ${t.xi < 0 ? `(${fmt(t.xi)})` : fmt(t.xi)}`;
-    parts.push(parts.length === 0 ? (t.wi < 0 ? `−${text}` : text) : `${t.wi < 0 ? "−" : "+"} ${text}`);
+  const shown = (text) => Number(text.replace("−", "-"));
+  const write = (digits) => {
+    const parts = [];
+    let total = 0;
+    for (const t of terms) {
+      const coeff = fmt(Math.abs(t.wi), digits);
+      const xi = fmt(t.xi, digits);
+      total += (t.wi < 0 ? -1 : 1) * shown(coeff) * shown(xi);
+      const text = `${coeff} × ${t.xi < 0 ? `(${xi})` : xi}`;
+      parts.push(parts.length === 0 ? (t.wi < 0 ? `−${text}` : text) : `${t.wi < 0 ? "−" : "+"} ${text}`);
+    }
+    if (rest) {
+      const r = fmt(Math.abs(rest.sum), digits);
+      total += (rest.sum < 0 ? -1 : 1) * shown(r);
+      parts.push(`${rest.sum < 0 ? "−" : "+"} ${r} (${rest.n} smaller terms)`);
+    }
+    if (!parts.length) parts.push("0");
+    const bias = fmt(Math.abs(b), digits);
+    total += (b < 0 ? -1 : 1) * shown(bias);
+    parts.push(`${b < 0 ? "−" : "+"} ${bias}`);
+    return { text: parts.join(" "), total };
+  };
+  if (result === undefined) return write(4).text;
+  for (let digits = 4; digits <= 8; digits++) {
+    const out = write(digits);
+    if (fmt(out.total) === fmt(result)) return out.text;
   }
-  if (rest) parts.push(`${rest.sum < 0 ? "−" : "+"} ${fmt(Math.abs(rest.sum))} (${rest.n} smaller terms)`);
-  if (!parts.length) parts.push("0");
-  parts.push(`${b < 0 ? "−" : "+"} ${fmt(Math.abs(b))}`);
-  return parts.join(" ");
+  return `${write(4).text} (terms rounded)`;
 }

@@ -148,7 +148,8 @@ export function show(root, m) {
   }
   for (const label of root.querySelectorAll(".prow[data-row] .rowlabel")) {
     const i = Number(label.parentElement.dataset.row);
-    label.textContent = m.names[i] && rows <= 16 ? `${i} ${m.names[i]}` : `channel ${i}`;
+    // The server names every channel (e.g. cat evidence, dog evidence, distractor 2, …), at any C.
+    label.textContent = m.names[i] ? `${i} ${m.names[i]}` : `channel ${i}`;
   }
   for (const canvas of root.querySelectorAll("canvas.cell")) {
     const name = m.names[Number(canvas.dataset.ch)];
@@ -218,7 +219,7 @@ function readout(at) {
       "p",
       { className: "ro-sum" },
       el("span", { className: "ro-key", textContent: `output ${k}: ` }),
-      `W·x + b = ${writtenSum(v.w, v.x, v.b)} = ${fmt(v.pre)}; relu → ${fmt(v.conv)}`,
+      `W·x + b = ${writtenSum(v.w, v.x, v.b, 8, v.pre)} = ${fmt(v.pre)}; relu → ${fmt(v.conv)}`,
     ),
     el("p", {}, el("span", { className: "ro-key", textContent: `x (input, ${v.x.length} channels): ` }), vectorText(v.x, m.names)),
     el("p", {}, el("span", { className: "ro-key", textContent: "ReLU-only, relu(x): " }), vectorText(v.relu, m.names)),
@@ -316,6 +317,29 @@ export function setup(root) {
       }
     }
   });
+  // The enlarged map reads values like the small ones: the pixel's value here, everything in the readout.
+  const big = $("zoom-canvas");
+  const zoomRead = (e) => {
+    const d = $("zoom").dataset;
+    if (!model || !d.col || !model.maps[d.col]) return;
+    const [y, x] = pixelOf(big, e);
+    const ch = Number(d.ch);
+    const v = valueAt(model.maps[d.col], d.col.startsWith("truth:") ? 0 : ch, y, x);
+    const name = model.names[ch] && ["input", "relu_only"].includes(d.col) ? ` (${model.names[ch]})` : "";
+    const shown = d.col.startsWith("truth:") ? (v ? "yes" : "no") : fmt(v);
+    $("zoom-value").textContent = `Pixel (${y * model.stride}, ${x * model.stride}), channel ${ch}${name}: ${shown}. The full channel vector and W·x + b are in the readout above the maps.`;
+    readout({ col: d.col, ch, y, x });
+  };
+  big.addEventListener("pointermove", (e) => {
+    if (e.pointerType === "mouse") zoomRead(e);
+  });
+  big.addEventListener("click", zoomRead);
+  // A click on the backdrop (outside the dialog's box) closes it.
+  $("zoom").addEventListener("click", (e) => {
+    const r = $("zoom").getBoundingClientRect();
+    const outside = e.clientX < r.left || e.clientX > r.right || e.clientY < r.top || e.clientY > r.bottom;
+    if (e.target === $("zoom") && outside) $("zoom").close();
+  });
   $("enlarge").addEventListener("click", () => {
     if (!cursor) return;
     const canvas = root.querySelector(`canvas.cell[data-col="${CSS.escape(cursor.col)}"][data-ch="${cursor.ch}"]`);
@@ -344,6 +368,7 @@ export function zoom(canvas) {
   $("zoom").dataset.col = col;
   $("zoom").dataset.ch = String(c);
   $("zoom-png").hidden = col.startsWith("truth:");
+  $("zoom-value").textContent = "Hover over or tap the map to read the value at a pixel.";
   $("zoom").showModal();
 }
 

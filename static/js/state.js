@@ -127,7 +127,8 @@ export function fromQuery(search, catalogue) {
 }
 
 /**
- * The request as the server should get it: upload-only fields only with an uploaded input,
+ * The request as the server should get it: upload-only fields only with an uploaded input, and
+ * with one, none of the generator's,
  * and with a weights file or "Your own network" in use, the weights it names (`own`) in place
  * of the preset.
  * @param {object} request
@@ -140,6 +141,11 @@ export function requestToSend(request, files, own = null) {
   if (r.input && !(files && files.input)) {
     delete r.input.layout;
     delete r.input.features;
+  } else if (r.input) {
+    // A file is the input: the generator's settings mean nothing next to it.
+    const { layout, features } = r.input;
+    r.input = Object.fromEntries(Object.entries({ layout, features }).filter(([, v]) => v !== undefined));
+    if (!Object.keys(r.input).length) delete r.input;
   }
   if (own) r.weights = structuredClone(own);
   else if (files && files.weights && r.weights) r.weights = {};

@@ -9,6 +9,15 @@ export const pct = (x) => `${(100 * x).toFixed(1)}%`;
 /** @param {number} x @returns {string} e.g. "1,204,224" */
 export const num = (x) => Number(x).toLocaleString("en-US");
 const dims = (shape) => shape.join("×");
+
+/**
+ * A checkpoint's layer name, quoted: nn.Sequential names layers "0", "1", which would read as counts.
+ * @param {string} name e.g. "0", "layer1.0.conv1"
+ * @returns {string} e.g. "layer ‘0’"
+ */
+export const layer = (name) => `layer ‘${name}’`;
+/** @param {string} name a batch norm's name @returns {string} e.g. "batch norm ‘1’" */
+export const bnName = (name) => `batch norm ‘${name}’`;
 const plural = (n, one, many) => `${num(n)} ${n === 1 ? one : many}`;
 
 // What each ground-truth mask the server may send means, in words.
@@ -35,12 +44,14 @@ export function tiny(v, ref) {
 }
 
 /**
- * A learned weight to 3 significant digits, with magnitudes below 0.0005 as "0.000" (no "-0.00").
+ * A learned weight to 3 decimals, with magnitudes below 0.0005 as "0.000" (no "-0.00").
  * @param {number} v
  * @returns {string}
  */
 export function weightText(v) {
-  return Math.abs(v) < 5e-4 ? "0.000" : fmt(v, 3);
+  // One format for every weight and the bias: three decimals ("1.000", "−1.000", "0.000").
+  if (Math.abs(v) < 5e-4) return "0.000";
+  return Math.abs(v) < 1000 ? `${v < 0 ? "−" : ""}${Math.abs(v).toFixed(3)}` : fmt(v, 3);
 }
 
 /**
@@ -105,7 +116,7 @@ export function facts(r) {
       ? `Both paths give exactly the same ${dims(r.shapes.relu_only)} output: all ${num(s.relu_only_values)} values identical.`
       : `Same shape (${dims(r.shapes.relu_only)}), different values: the two outputs differ by up to ${fmt(s.paths_max_abs_difference)}.`;
   } else {
-    out.shape = `${plural(k, "filter", "filters")} turn ${c} channels into ${k}: ${dims(r.shapes.conv_relu)} against ReLU-only's ${dims(r.shapes.relu_only)}.`;
+    out.shape = `${plural(k, "filter turns", "filters turn")} ${c} channels into ${k}: ${dims(r.shapes.conv_relu)} against ReLU-only's ${dims(r.shapes.relu_only)}.`;
   }
   const v = r.layer.variance_kept;
   if (v !== null && v !== undefined) {
@@ -162,9 +173,11 @@ export function describe(request, endpoint, r, catalogue, files) {
           .filter((p) => !COMMON.includes(p))
           .map((p) => `${p} ${input[p] ?? g.params[p].default}`)
       : [];
-    const size = `${input.channels}×${input.height}×${input.width}`;
+    // The sizes the server used (a blank field is its default), not the fields as typed.
+    const def = (key) => (g && g.params[key] ? g.params[key].default : undefined);
+    const size = r && r.shapes ? dims(r.shapes.input) : ["channels", "height", "width"].map((key) => input[key] ?? def(key)).join("×");
     parts.push(
-      `Input: ${size} maps (C×H×W) from the ${input.generator} generator, seed ${input.seed ?? 0}${own.length ? `, ${own.join(", ")}` : ""}.` +
+      `Input: ${size} maps (C×H×W) from the ${input.generator} generator, seed ${input.seed ?? def("seed") ?? 0}${own.length ? `, ${own.join(", ")}` : ""}.` +
         (g ? ` ${g.description}` : ""),
     );
   }
@@ -183,7 +196,9 @@ export function describe(request, endpoint, r, catalogue, files) {
         : `Weights you set: an explicit ${wts.matrix.length}×${wts.matrix[0].length} matrix W and its bias.`,
     );
   } else if (wts) {
-    const name = wts.preset;
+    // No preset named (the one-click fix sends {}): the one the server says it used.
+    const served = r && typeof r.weights_source === "string" && r.weights_source.startsWith("preset:") ? r.weights_source.slice(7) : "";
+    const name = wts.preset || served || "default";
     const p = catalogue.weight_presets[name];
     const k = r && r.shapes ? r.shapes.weight[0] : wts.out_channels;
     const params = p
@@ -214,10 +229,10 @@ export function ownLayer(r, files) {
     return `the ${c} → ${k} layer that came with your file ${files.input} (from onebyone capture, its batch norm already folded)`;
   }
   if (l.checkpoint_layer === null || l.checkpoint_layer === undefined) return "";
-  const name = l.checkpoint_layer ? `${l.checkpoint_layer} of your checkpoint ${files.weights}` : `your 1×1 layer ${files.weights}`;
+  const name = l.checkpoint_layer ? `${layer(l.checkpoint_layer)} of your checkpoint ${files.weights}` : `your 1×1 layer ${files.weights}`;
   let bn = "";
-  if (l.batchnorm) bn = `, with ${l.batchnorm.name} folded in (ε ${l.batchnorm.eps}${l.batchnorm.affine ? "" : ", no γ and β"})`;
-  else if (l.batchnorm_follows) bn = `, raw: without ${l.batchnorm_follows}, the batch norm after it`;
+  if (l.batchnorm) bn = `, with ${bnName(l.batchnorm.name)} folded in (ε ${l.batchnorm.eps}${l.batchnorm.affine ? "" : ", no γ and β"})`;
+  else if (l.batchnorm_follows) bn = `, raw: without ${bnName(l.batchnorm_follows)}, the batch norm after it`;
   return `${name} (${c} → ${k} channels)${bn}`;
 }
 
@@ -244,7 +259,7 @@ export function listingText(listing, file) {
  * @returns {string} e.g. "layer1.0.conv1 · 16 → 8 · then layer1.0.bn1"
  */
 export function layerOption(l) {
-  return `${l.name} · ${l.in_channels} → ${l.out_channels}${l.bias ? " + bias" : ""}${l.batchnorm ? ` · then ${l.batchnorm.name}` : ""}`;
+  return `‘${l.name}’ · ${l.in_channels} → ${l.out_channels}${l.bias ? " + bias" : ""}${l.batchnorm ? ` · then ‘${l.batchnorm.name}’` : ""}`;
 }
 
 /**
@@ -257,7 +272,7 @@ export function layerNote(l) {
   if (!l.batchnorm) return `${size} No batch norm follows it by name: the conv is the layer.`;
   const bn = l.batchnorm;
   const mismatch = bn.channels !== l.out_channels ? ` It has ${bn.channels} channels, not ${l.out_channels}, so it cannot be folded.` : "";
-  return `${size} ${bn.name} follows it${bn.affine ? "" : " (no γ and β)"}.${mismatch}`;
+  return `${size} ${bnName(bn.name)} follows it${bn.affine ? "" : " (no γ and β)"}.${mismatch}`;
 }
 
 /**
@@ -274,14 +289,14 @@ export function networkResult(r, files) {
   if (l.checkpoint_layer === null || l.checkpoint_layer === undefined) {
     return files.input ? `${files.input} holds activations only, no layer: choose the checkpoint above. Until then the maps use the ${r.weights_source.replace("preset:", "")} preset.` : "";
   }
-  const name = l.checkpoint_layer || files.weights;
+  const name = l.checkpoint_layer ? layer(l.checkpoint_layer) : files.weights;
   if (l.batchnorm) {
-    return `${name} with ${l.batchnorm.name} folded in: W′ = γ/√(σ² + ε)·W and b′ = γ(b − μ)/√(σ² + ε) + β, so relu(W′·x + b′) is what your network computes after that ReLU.`;
+    return `${name} with ${bnName(l.batchnorm.name)} folded in: W′ = γ/√(σ² + ε)·W and b′ = γ(b − μ)/√(σ² + ε) + β, so relu(W′·x + b′) is what your network computes after that ReLU.`;
   }
   if (l.batchnorm_follows) {
-    return `The raw conv ${name}, without ${l.batchnorm_follows}: relu(W·x + b) is not what your network computes, which normalises before its ReLU.`;
+    return `The raw conv ${name}, without ${bnName(l.batchnorm_follows)}: relu(W·x + b) is not what your network computes, which normalises before its ReLU.`;
   }
-  return `${name} as the file has it: no batch norm follows it by name.`;
+  return `${l.checkpoint_layer ? `The ${name}` : name} as the file has it: no batch norm follows it by name.`;
 }
 
 /**
