@@ -6,8 +6,8 @@ Usage: .venv/bin/python -m bench.screenshot [OUT_DIR]   (default: build/screensh
 
 from __future__ import annotations
 
+import argparse
 import io
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,15 @@ def readme_pictures(browser: Any, url: str) -> None:
 
 
 def main() -> None:
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "build" / "screenshots"
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "out",
+        nargs="?",
+        type=Path,
+        default=ROOT / "build" / "screenshots",
+        help="folder for the per-scenario shots (default: build/screenshots)",
+    )
+    out = parser.parse_args().out
     out.mkdir(parents=True, exist_ok=True)
     with running() as (url, _), sync_playwright() as p:
         browser = launch(p)
