@@ -8,7 +8,7 @@ server shows it on the page with no JavaScript change.
 from __future__ import annotations
 
 import types
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from app import checkpoints, devices, generators, uploads, weights
 from app.config import Settings
@@ -44,6 +44,8 @@ def _type(annotation: Any) -> Literal["int", "float", "floats"]:
         else {annotation}
     )
     args.discard(type(None))
+    # Annotated[list[float], …] (schemas.Floats) is a list too.
+    args = {get_args(a)[0] if get_origin(a) is Annotated else a for a in args}
     if any(get_origin(a) is list for a in args):
         return "floats"
     return "int" if args == {int} else "float"
