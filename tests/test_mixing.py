@@ -175,3 +175,27 @@ def test_covariance_of_huge_but_finite_activations_is_finite() -> None:
     flat = x.reshape(4, -1).astype(np.float64)
     centred = flat - flat.mean(axis=1, keepdims=True)
     np.testing.assert_allclose(cov, centred @ centred.T, rtol=1e-4)
+
+
+def _with(value: float, at: tuple[int, int, int], base: float = 0.5) -> np.ndarray:
+    x = np.full((3, 300, 500), base, dtype=np.float32)  # several tiles
+    x[at] = value
+    return x
+
+
+@pytest.mark.parametrize(
+    "x",
+    [
+        _with(0.0, (0, 0, 0)),
+        _with(np.nan, (2, 299, 499)),
+        _with(np.inf, (1, 150, 7)),
+        _with(-np.inf, (0, 0, 0)),
+        # Finite values whose sum overflows float32: all finite all the same.
+        _with(3e38, (1, 1, 1), base=3e38),
+        _with(np.nan, (1, 1, 1), base=3e38),
+        _with(-np.inf, (2, 5, 5), base=-3e38),
+    ],
+    ids=["finite", "nan", "inf", "-inf", "huge", "huge+nan", "huge+-inf"],
+)
+def test_all_finite_agrees_with_numpy(x: np.ndarray) -> None:
+    assert mixing.all_finite(torch.from_numpy(x)) == bool(np.isfinite(x).all())
