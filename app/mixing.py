@@ -67,8 +67,10 @@ def _tiles(flat: torch.Tensor) -> Iterator[tuple[slice, torch.Tensor]]:
     """(rows, tile) over a (C, N) tensor: whole rows while they fit in _TILE values, else
     pieces of one row."""
     c, n = flat.shape
-    rows = max(1, _TILE // max(n, 1))
-    cols = min(n, _TILE) or 1
+    # On a GPU a tile is a handful of kernel launches: there, whole arrays of up to 16 Mi.
+    tile = _TILE if flat.device.type == "cpu" else 1 << 24
+    rows = max(1, tile // max(n, 1))
+    cols = min(n, tile) or 1
     for r in range(0, c, rows):
         for j in range(0, n, cols):
             yield slice(r, r + rows), flat[r : r + rows, j : j + cols]
@@ -85,16 +87,17 @@ def channel_stats(t: torch.Tensor) -> dict[str, torch.Tensor]:
     lo = flat.new_full((c,), float("inf"))
     hi = flat.new_full((c,), float("-inf"))
     total = flat.new_zeros((c,), dtype=torch.float64)
-    balance, nonzero = flat.new_zeros((c,)), flat.new_zeros((c,))
+    # Counts in float64: exact up to 2**53 values a channel (float32 stops at 2**24).
+    balance = flat.new_zeros((c,), dtype=torch.float64)
+    nonzero = flat.new_zeros((c,), dtype=torch.float64)
     for rows, tile in _tiles(flat):
         # amin and amax apart: torch.aminmax along rows is 25× slower on CPU (measured, 2.13).
         lo[rows] = torch.minimum(lo[rows], tile.amin(dim=1))
         hi[rows] = torch.maximum(hi[rows], tile.amax(dim=1))
         total[rows] += tile.sum(dim=1, dtype=torch.float64)
         # One pass of sign() gives both counts: Σsign = pos − neg and Σ|sign| = pos + neg.
-        # Float sums of ±1 stay exact integers while H·W < 2**24, far above our limits.
         sign = torch.sign(tile)
-        balance[rows] += sign.sum(dim=1)
+        balance[rows] += sign.sum(dim=1)  # exact in float32 within a tile, then float64
         nonzero[rows] += sign.abs_().sum(dim=1)
     return {
         "min": lo,
@@ -147,17 +150,19 @@ def max_abs_difference(a: torch.Tensor, b: torch.Tensor) -> float:
 def channel_covariance(x: torch.Tensor) -> torch.Tensor:
     """Scatter matrix of the centred channel vectors of a (C, H, W) map: (C, C), float64.
 
-    The product runs in float32 on values scaled into [-2, 2], and the scale comes back in
-    float64: any finite input gives a finite matrix (huge activations, 1e30, included).
+    Each channel is divided by its own largest |value| before it is centred, the product
+    runs in float32 on values in [-2, 2], and the scales come back in float64: any finite
+    input gives a finite matrix (activations of 1e30, or spanning ±3e38, included), and a
+    channel of ones next to one of 1e30 keeps its own variance.
     """
     c = x.shape[0]
     flat = x.reshape(c, -1)  # (C, N)
-    mean = flat.mean(dim=1, keepdim=True, dtype=torch.float64).to(flat.dtype)  # (C, 1)
-    scale = float(flat.abs().amax()) if flat.numel() else 0.0
-    if scale == 0.0:
-        return torch.zeros(c, c, dtype=torch.float64, device=x.device)
-    centred = (flat - mean) / scale  # (C, N), |values| ≤ 2
-    return (centred @ centred.T).double() * (scale * scale)
+    scale = flat.abs().amax(dim=1) if flat.numel() else flat.new_zeros(c)  # (C,)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    centred = flat / scale[:, None]  # (C, N), |values| ≤ 1
+    centred -= centred.mean(dim=1, keepdim=True, dtype=torch.float64).to(flat.dtype)  # ≤ 2
+    s = scale.double()
+    return (centred @ centred.T).double() * (s[:, None] * s[None, :])
 
 
 def variance_kept(cov: torch.Tensor, weight: torch.Tensor) -> float:

@@ -169,12 +169,36 @@ def test_variance_kept_is_the_share_in_the_row_space(weight: np.ndarray) -> None
     assert got == pytest.approx(expected, rel=1e-5, abs=1e-9)
 
 
-def test_covariance_of_huge_but_finite_activations_is_finite() -> None:
-    x = (np.random.default_rng(5).standard_normal((4, 16, 16)) * 1e30).astype(np.float32)
+def _huge_and_mixed() -> list[np.ndarray]:
+    rng = np.random.default_rng(5)
+    same = (rng.standard_normal((4, 16, 16)) * 1e30).astype(np.float32)
+    # One channel spans ±3e38 (its centred values pass float32's range), and channels of
+    # 1e30 sit next to channels of about 1 (one shared scale would flush them to 0).
+    spans = np.array([[[3e38, -3e38], [-3e38, -3e38]], [[1, 2], [3, 5]]], dtype=np.float32)
+    mixed = rng.standard_normal((3, 8, 8)).astype(np.float32) * np.array(
+        [1e30, 1.0, 1e-3], dtype=np.float32
+    ).reshape(3, 1, 1)
+    return [same, spans, mixed]
+
+
+@pytest.mark.parametrize("x", _huge_and_mixed(), ids=["1e30", "spans-3e38", "mixed-scales"])
+def test_covariance_of_huge_but_finite_activations_is_finite_and_right(x: np.ndarray) -> None:
     cov = mixing.channel_covariance(torch.from_numpy(x)).numpy()
-    flat = x.reshape(4, -1).astype(np.float64)
+    flat = x.reshape(x.shape[0], -1).astype(np.float64)
     centred = flat - flat.mean(axis=1, keepdims=True)
-    np.testing.assert_allclose(cov, centred @ centred.T, rtol=1e-4)
+    expected = centred @ centred.T
+    assert np.isfinite(cov).all()
+    # Each entry within a relative tolerance of its own size (no entry drowned by a larger).
+    np.testing.assert_allclose(cov, expected, rtol=1e-4, atol=0)
+
+
+def test_channel_counts_stay_exact_past_two_to_the_24_values_a_channel() -> None:
+    # float32 running counts stop being exact at 2**24 = 16.8 M; a channel may hold 32 Mi.
+    x = np.random.default_rng(3).standard_normal((1, 5792, 5792)).astype(np.float32)
+    x[np.abs(x) < 0.3] = 0.0
+    s = mixing.channel_stats(torch.from_numpy(x))
+    assert int(s["zero_count"][0]) == int((x == 0).sum())
+    assert int(s["negative_count"][0]) == int((x < 0).sum())
 
 
 def _with(value: float, at: tuple[int, int, int], base: float = 0.5) -> np.ndarray:
