@@ -94,9 +94,9 @@ def _check_values(shape: object, max_values: int, what: str, used: int = 0) -> i
             code="bad_header",
         )
     count = math.prod(shape)
-    # With a 0 among them the count is 0, but the other sizes must still be real ones.
-    left = max_values - used
-    if count > left or math.prod(d for d in shape if d) > left:
+    # The count must fit in what the file has left; with a 0 among the sizes the count is
+    # 0, but the other sizes must still be real ones (each product within the limit).
+    if count > max_values - used or math.prod(d for d in shape if d) > max_values:
         others = f", and the file's arrays before it hold {used}" if used else ""
         raise TooLarge(
             f"{what} declares shape {_quote(list(shape))} = {_quote(count)} values; "

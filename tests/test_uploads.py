@@ -262,3 +262,9 @@ def test_an_npz_over_the_limit_in_total_says_the_limit_not_what_is_left() -> Non
     with pytest.raises(TooLarge, match=r"the limit is 1000000 for a whole file") as info:
         decode(files.npz(a=part, b=part), "x.npz")
     assert "before it hold 600000" in info.value.detail
+
+
+def test_an_empty_member_after_a_large_one_is_not_refused() -> None:
+    # (0, 10) holds no values: it fits whatever the members before it hold.
+    z = decode(files.npz(a=np.zeros(999_999, np.bool_), b=np.zeros((0, 10), np.float32)), "x.npz")
+    assert z.arrays["b"].shape == (0, 10)
