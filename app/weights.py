@@ -224,10 +224,6 @@ def _check_c(weight_shape: tuple[int, ...], c: int, where: str, field: str) -> N
         )
 
 
-# WeightsSpec fields that parameterise one preset or another.
-_PRESET_FIELDS = {"out_channels", "seed", "positive", "negative", "bias"}
-
-
 def _only_fields(spec: WeightsSpec, allowed: set[str], of: str) -> None:
     """Refuse a field given for weights that do not take it (it would be silently ignored)."""
     for key in sorted(spec.model_fields_set - allowed - {"preset"}):

@@ -67,7 +67,7 @@ def readme_pictures(browser: Any, url: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description="Shoot the page at 390 and 1400 px.")
     parser.add_argument(
         "out",
         nargs="?",

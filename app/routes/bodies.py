@@ -399,9 +399,9 @@ async def receive_body(request: Request, settings: Settings, ticket: Ticket) -> 
 
 
 class _Sink:
-    """One part's bytes: in RAM up to 1 MiB, the rest in a temporary file, read back as one
-    `bytes` by a single read that does not hold the GIL (a 100 MB copy held in Python would
-    hold the event loop for tens of milliseconds)."""
+    """One part's bytes: in RAM up to 1 MiB (read back as that buffer itself), the rest in a
+    temporary file, read back into one bytearray by preadv, which does not hold the GIL (a
+    100 MB copy held in Python would hold the event loop for tens of milliseconds)."""
 
     def __init__(self) -> None:
         self.buf = bytearray()
