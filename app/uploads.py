@@ -449,11 +449,23 @@ def _open_zip(data: bytes | bytearray, what: str) -> zipfile.ZipFile:
     return zf
 
 
-def _known_start(data: bytes | bytearray) -> bool:
-    """Whether the bytes start as one of the formats _sniff reads (then its own error says
-    what is wrong inside, e.g. an unsupported dtype; else the file is not what it is named)."""
-    magic = (_NPY_MAGIC, _PNG_MAGIC, _JPEG_MAGIC, _ZIP_MAGIC)
-    return data.startswith(magic) or data[8:9] == b"{" or data[:1] == b"\x80"
+def _kind(data: bytes | bytearray) -> str | None:
+    """Which format the bytes start as (npy, image, zip, safetensors, pickle), or None.
+
+    The one place a format is recognised: _sniff reads by it, and decode tells a damaged
+    file with a known extension (no kind) from one whose inside is unsupported.
+    """
+    if data.startswith(_NPY_MAGIC):
+        return "npy"
+    if data.startswith((_PNG_MAGIC, _JPEG_MAGIC)):
+        return "image"
+    if data.startswith(_ZIP_MAGIC):
+        return "zip"
+    if len(data) >= 9 and data[8:9] == b"{":
+        return "safetensors"
+    if data[:1] == b"\x80":
+        return "pickle"
+    return None
 
 
 def _sniff(
@@ -464,12 +476,13 @@ def _sniff(
     max_pixels: int,
     max_side: tuple[int, int] | None,
 ) -> Decoded:
-    if data.startswith(_NPY_MAGIC):
+    kind = _kind(data)
+    if kind == "npy":
         return Decoded({"array": _read_npy(data, max_values, what)}, "npy")
-    if data.startswith(_PNG_MAGIC) or data.startswith(_JPEG_MAGIC):
+    if kind == "image":
         image = _read_image(data, max_pixels, max_values, max_side, what)
         return Decoded({"image": image}, "image", "hwc")
-    if data.startswith(_ZIP_MAGIC):
+    if kind == "zip":
         try:
             zf = _open_zip(data, what)
             names = zf.namelist()
@@ -487,9 +500,9 @@ def _sniff(
             f"{what} is a zip archive but neither an .npz nor a torch.save file; "
             f"send one of: {_ACCEPTED}."
         )
-    if len(data) >= 9 and data[8:9] == b"{":
+    if kind == "safetensors":
         return Decoded(_read_safetensors(data, max_values, what), "safetensors")
-    if data[:1] == b"\x80":
+    if kind == "pickle":
         raise UnsupportedType(
             f"{what} looks like a raw pickle (or a legacy torch.save file); uploads are never "
             "unpickled. Save with torch.save (zip format, the default) or as .npy/.safetensors.",
@@ -524,7 +537,7 @@ def decode(
     except UnsupportedType as exc:
         # A known extension on content we cannot read is a damaged file, not a new type.
         ext = "." + (filename or "").rsplit(".", 1)[-1].lower() if "." in (filename or "") else ""
-        if ext in _EXTENSIONS and not _known_start(data):
+        if ext in _EXTENSIONS and _kind(data) is None:
             raise UnreadableFile(
                 f"{name} is not a valid {_EXTENSIONS[ext]} file: its first bytes "
                 f"({data[:8]!r}) are not what that format starts with. Check that the file "
