@@ -467,12 +467,31 @@ def wait_idle(url: str, timeout: float = 10.0) -> dict[str, Any]:
         time.sleep(0.05)
 
 
-def raw_request(path: str, body: bytes, ctype: str = "application/json", extra: str = "") -> bytes:
+def raw_request(
+    path: str,
+    body: bytes,
+    ctype: str = "application/json",
+    extra: str = "",
+    declared: int | None = None,
+) -> bytes:
+    """A POST as bytes; `declared` sets a Content-Length other than the body's (a client
+    that will send more, or lies)."""
+    length = len(body) if declared is None else declared
     head = (
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\n"
-        f"Content-Length: {len(body)}\r\n{extra}\r\n"
+        f"Content-Length: {length}\r\n{extra}\r\n"
     )
     return head.encode() + body
+
+
+def gaussian_npz_request(channels: int, side: int = 512) -> bytes:
+    """A compare of `channels` gaussian maps of side × side through as many random
+    filters, answered as npz: four float32 arrays of channels × side² (24 channels: 100 MB)."""
+    spec = {
+        "input": {"generator": "gaussian", "height": side, "width": side, "channels": channels},
+        "weights": {"preset": "random", "out_channels": channels},
+    }
+    return raw_request("/api/v1/compare?format=npz", json.dumps(spec).encode())
 
 
 def multipart(parts: dict[str, tuple[str | None, bytes]]) -> tuple[bytes, str]:
@@ -621,15 +640,7 @@ def test_work_past_its_time_budget_stops_within_two_seconds(abuse: tuple[str, in
 def test_abandoned_compares_are_not_computed_to_the_end(abuse: tuple[str, int]) -> None:
     """Finding 2: clients gone after 0.5 s; their compares stop or never start."""
     url, pid = abuse
-    big = raw_request(
-        "/api/v1/compare?format=npz",
-        json.dumps(
-            {
-                "input": {"generator": "gaussian", "height": 512, "width": 512, "channels": 96},
-                "weights": {"preset": "random", "out_channels": 96},
-            }
-        ).encode(),
-    )
+    big = gaussian_npz_request(96)
 
     async def main() -> None:
         await asyncio.gather(*(send_and_leave(url, big, 0.5) for _ in range(4)))
@@ -829,9 +840,7 @@ def test_slow_bodies_time_out_and_oversized_ones_are_refused_at_once(
     reset_peak(pid)
 
     def short_by_one(size: int) -> tuple[bytes, float]:
-        head = raw_request("/api/v1/compare", b"").replace(
-            b"Content-Length: 0", f"Content-Length: {size}".encode()
-        )
+        head = raw_request("/api/v1/compare", b"", declared=size)
         with socket.create_connection(host_port(url)) as sock:
             sock.settimeout(10)
             with contextlib.suppress(OSError):  # refused by its headers: closed mid-send
@@ -864,9 +873,7 @@ def test_a_body_dribbled_byte_by_byte_is_dropped_after_the_grace(server: str) ->
     the places it took are given back within seconds, and others are served meanwhile."""
 
     def dribble() -> tuple[bytes, float]:
-        head = raw_request("/api/v1/compare", b"").replace(
-            b"Content-Length: 0", b"Content-Length: 1000"
-        )
+        head = raw_request("/api/v1/compare", b"", declared=1000)
         t0 = time.monotonic()
         answer = b""
         with socket.create_connection(host_port(server)) as sock:
@@ -900,15 +907,7 @@ def test_unread_responses_are_dropped_and_hold_no_memory(abuse: tuple[str, int])
     """Finding 4: clients that never read a large npz response."""
     url, pid = abuse
     wait_idle(url)
-    request = raw_request(
-        "/api/v1/compare?format=npz",
-        json.dumps(
-            {
-                "input": {"generator": "gaussian", "height": 512, "width": 512, "channels": 24},
-                "weights": {"preset": "random", "out_channels": 24},
-            }
-        ).encode(),
-    )  # a 100 MB answer
+    request = gaussian_npz_request(24)  # a 100 MB answer
     before = status_kib(pid, "VmRSS")
     reset_peak(pid)
 
@@ -1248,11 +1247,7 @@ def test_the_head_deadline_never_cuts_a_kept_alive_client_a_slow_body_or_pipelin
             time.sleep(1.5)
         # A body of 96 KB sent over 3.5 s (about 27 KB/s, over the minimum rate): its head
         # came on time, so the deadline leaves it alone however long the body takes.
-        head = (
-            "POST /api/v1/compare?heatmaps=false HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-        )
-        sock.sendall(head.encode())
+        sock.sendall(raw_request("/api/v1/compare?heatmaps=false", b"", declared=len(body)))
         for i in range(0, len(body), len(body) // 7 + 1):
             sock.sendall(body[i : i + len(body) // 7 + 1])
             time.sleep(0.5)
