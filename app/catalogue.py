@@ -13,22 +13,24 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from app import checkpoints, devices, generators, uploads, weights
 from app.config import Settings
 from app.scenarios import SCENARIOS
-from app.schemas import (
-    BottleneckRequest,
+from app.schemas.catalogue import (
     Catalogue,
     CheckpointControls,
     Choice,
-    CompareRequest,
-    Device,
     Devices,
     FileKind,
-    FitRequest,
-    Format,
     GeneratorEntry,
-    InputSpec,
     Layouts,
     Param,
     PresetEntry,
+)
+from app.schemas.requests import (
+    BottleneckRequest,
+    CompareRequest,
+    Device,
+    FitRequest,
+    Format,
+    InputSpec,
     ReceptiveFieldRequest,
     WeightsSpec,
 )

@@ -21,6 +21,20 @@ def excerpt(value: object, limit: int = EXCERPT) -> str:
     return quoted + ("…" if len(text) > limit else "")
 
 
+class Cancelled(Exception):
+    """Work stopped because nobody wants its result any more: the client left, the time
+    budget ran out, or the server shuts down. Not a refusal: there is no one to answer.
+
+    Raised by `gate.CancelToken.check()` and by long loops in the core (`step`: the
+    training step it stopped at, where there is one).
+    """
+
+    def __init__(self, reason: str, step: int | None = None) -> None:
+        super().__init__(reason if step is None else f"{reason} at step {step}")
+        self.reason = reason
+        self.step = step
+
+
 class OneByOneError(Exception):
     """Base class: a refused request, with a message that says how to fix it."""
 

@@ -1,5 +1,8 @@
 """Experiments that settle the question with measurements. Pure torch and numpy, no web.
 
+Each experiment is a function of its request and its input maps that returns its typed
+result (the response model), as compare does with `report.build`:
+
 - fit: learn a 1×1 conv + ReLU and the best no-mixing model (per-channel scale and
   bias + ReLU) towards a target; report both loss curves and a provable floor for
   every no-mixing model (isotonic regression).
@@ -11,27 +14,41 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import math
-import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from app import mixing
-from app.errors import InvalidContent
+from app import devices, generators, inputs, mixing, render, uploads
+from app.config import Settings
+from app.errors import Cancelled, InvalidContent
+from app.schemas.requests import BottleneckRequest, FitRequest, ReceptiveFieldRequest
+from app.schemas.responses import (
+    BottleneckResult,
+    FitProgress,
+    FitResult,
+    ReceptiveFieldResult,
+)
 
-Progress = Callable[[dict[str, Any]], None]
+# Called between steps: raises errors.Cancelled when nobody wants the result any more.
+Check = Callable[[], None]
+Progress = Callable[[FitProgress], None]
+log = logging.getLogger("onebyone")
 
 
-class Cancelled(Exception):
-    """The client went away; the training loop stopped early."""
+def _never() -> None:
+    """A Check for work nobody cancels (tests, the benchmark)."""
 
-    def __init__(self, step: int) -> None:
-        super().__init__(f"cancelled at step {step}")
-        self.step = step
+
+def on_device(maps: inputs.Maps, device: str) -> torch.Tensor:
+    """The maps (C, H, W) on the requested device (`auto`: the best present)."""
+    return torch.from_numpy(maps.arr).to(devices.resolve(device))
 
 
 # ---------------------------------------------------------------- fit
@@ -62,19 +79,16 @@ def isotonic_mse(x: np.ndarray, t: np.ndarray) -> float:
     return float(np.mean((fitted - ts) ** 2))
 
 
-def no_mixing_floor(
-    x: np.ndarray, t: np.ndarray, stop: threading.Event | None = None
-) -> tuple[float, int]:
+def no_mixing_floor(x: np.ndarray, t: np.ndarray, check: Check = _never) -> tuple[float, int]:
     """A loss no per-channel model can beat, and the channel that comes closest.
 
     relu(a·x_c + b) is monotone in x_c (rising for a ≥ 0, falling for a < 0), so its
     MSE is at least that of the best monotone function of x_c: isotonic regression
-    in either direction. x (C, N), t (N,). `stop` is checked between channels.
+    in either direction. x (C, N), t (N,). `check` runs between channels.
     """
     best, best_c = math.inf, 0
     for c in range(x.shape[0]):
-        if stop is not None and stop.is_set():
-            raise Cancelled(0)
+        check()
         floor = min(isotonic_mse(x[c], t), isotonic_mse(-x[c], t))
         if floor < best:
             best, best_c = floor, c
@@ -108,7 +122,7 @@ def fit(
     seed: int,
     every: int,
     progress: Progress,
-    stop: threading.Event,
+    check: Check,
 ) -> dict[str, Any]:
     """Train both models on x (C, H, W) towards target (K, H, W) with Adam, full batch.
 
@@ -129,8 +143,10 @@ def fit(
     conv_curve: list[float] = []
     relu_curve: list[float] = []
     for step in range(1, steps + 1):
-        if stop.is_set():
-            raise Cancelled(step)
+        try:
+            check()
+        except Cancelled as exc:
+            raise Cancelled(exc.reason, step) from None
         conv_loss = ((torch.relu(w @ flat + b[:, None]) - tgt) ** 2).mean()
         z = torch.relu(scale[:, None] * flat + shift[:, None])  # (C, N)
         per_pair = pair_losses(z, tgt)  # (C, K)
@@ -151,12 +167,12 @@ def fit(
             )
         if step % every == 0 or step == steps:
             progress(
-                {
-                    "step": step,
-                    "steps": steps,
-                    "conv_loss": conv_curve[-1],
-                    "relu_only_loss": relu_curve[-1],
-                }
+                FitProgress(
+                    step=step,
+                    steps=steps,
+                    conv_loss=conv_curve[-1],
+                    relu_only_loss=relu_curve[-1],
+                )
             )
     with torch.no_grad():
         z = torch.relu(scale[:, None] * flat + shift[:, None])
@@ -173,6 +189,118 @@ def fit(
         "relu_only_scale": float(scale[best // k].detach()),
         "relu_only_shift": float(shift[best // k].detach()),
     }
+
+
+@dataclass(frozen=True)
+class FitJob:
+    """A fit ready to train: its request, input maps (numpy and on the device) and target."""
+
+    req: FitRequest
+    maps: inputs.Maps
+    x: torch.Tensor  # (C, H, W) on the device
+    target: np.ndarray  # (K, H, W) float32
+
+
+def prepare_fit(
+    req: FitRequest,
+    input_file: uploads.Decoded | None,
+    target_file: uploads.Decoded | None,
+    s: Settings,
+    cache: generators.Cache | None = None,
+) -> FitJob:
+    """Everything a fit needs, checked before it starts (so a stream starts only once the
+    request is known to be possible)."""
+    maps = inputs.load(req.input, input_file, s, cache, s.max_experiment_values)
+    target = _target(req, maps, target_file, input_file is not None, s)
+    return FitJob(req, maps, on_device(maps, req.device), target)
+
+
+def _target(
+    req: FitRequest,
+    maps: inputs.Maps,
+    upload: uploads.Decoded | None,
+    input_uploaded: bool,
+    s: Settings,
+) -> np.ndarray:
+    """The map to learn, (K, H, W): K·H·W and K within the limits before it is converted."""
+    h, w = maps.arr.shape[1:]
+    if req.target == "upload":
+        if upload is None:
+            raise InvalidContent(
+                'target "upload" needs a multipart file part named "target".',
+                field="target",
+                code="missing",
+            )
+        raw = uploads.pick(upload, "target", "The target file")
+        if raw.size > s.max_experiment_values:
+            raise inputs.over_experiment_limit(
+                "target (K·H·W)", raw.size, s.max_experiment_values, "target"
+            )
+        k = raw.shape[0] if raw.ndim >= 3 else 1
+        if k > s.max_out_channels:
+            raise InvalidContent(
+                f"The target has K = {k} channels; the limit is {s.max_out_channels} "
+                "(ONEBYONE_MAX_OUT_CHANNELS).",
+                field="target",
+                code="over_limit",
+            )
+        t = uploads.to_chw(raw, "chw", "target")
+        if t.shape[1:] != (h, w):
+            raise InvalidContent(
+                f"The target is {t.shape[1]}×{t.shape[2]} but the input is {h}×{w}; "
+                "they must have the same height and width.",
+                field="target",
+                code="shape_mismatch",
+            )
+        return t
+    if req.input.generator != "catdog" or input_uploaded:
+        raise InvalidContent(
+            'target "cat_over_dog" needs the catdog generator; for other inputs, upload a '
+            'target and set "target": "upload".',
+            field="target",
+            code="needs_catdog",
+        )
+    target: np.ndarray = np.maximum(maps.arr[0] - maps.arr[1], 0.0)[None]  # (1, H, W)
+    return target
+
+
+def run_fit(job: FitJob, progress: Progress, check: Check) -> FitResult:
+    """Train both models towards the job's target: their curves, weights, the floor no
+    per-channel model can beat (one target channel), and the conclusion in words."""
+    req, arr, x, target = job.req, job.maps.arr, job.x, job.target
+    t = torch.from_numpy(np.ascontiguousarray(target, dtype=np.float32)).to(x.device)
+    # The floor is for one target map; several targets report the trained loss instead.
+    floor, floor_channel = (
+        no_mixing_floor(arr.reshape(arr.shape[0], -1), target.reshape(-1), check)
+        if target.shape[0] == 1
+        else (None, None)
+    )
+    try:
+        with torch.enable_grad():
+            result = fit(
+                x,
+                t,
+                steps=req.steps,
+                lr=req.lr,
+                seed=req.seed,
+                every=req.every,
+                progress=progress,
+                check=check,
+            )
+    except Cancelled as exc:
+        # Logged here, in the worker: the request that started it may be gone already.
+        log.info(json.dumps({"event": "fit_cancelled", "step": exc.step, "steps": req.steps}))
+        raise
+    final = result["final"]
+    bound = f"{floor:.4g}" if floor is not None else f"{final['relu_only']:.4g}"
+    return FitResult(
+        **result,
+        device=x.device.type,
+        relu_only_floor=floor,
+        relu_only_floor_channel=floor_channel,
+        conclusion=f"ReLU-only cannot do better than {bound} (mean squared error); "
+        f"the 1×1 conv + ReLU reaches {final['conv_relu']:.4g}.",
+    )
 
 
 def warm_up() -> None:
@@ -219,6 +347,14 @@ def bottleneck(x: torch.Tensor, kernel: int, out_channels: int) -> dict[str, Any
         "direct": direct,
         "rows": rows,
     }
+
+
+def run_bottleneck(req: BottleneckRequest, maps: inputs.Maps) -> BottleneckResult:
+    """The bottleneck curve of the request's maps, on its device."""
+    x = on_device(maps, req.device)
+    with torch.inference_mode():
+        out = bottleneck(x, req.kernel, req.out_channels)
+    return BottleneckResult(**out, input_source=maps.source, device=x.device.type)
 
 
 # ---------------------------------------------------------------- receptive field
@@ -286,3 +422,64 @@ def best_pointwise_agreement(x: torch.Tensor, mask: torch.Tensor) -> float:
     ones = np.bincount(group, weights=labels)
     sizes = np.bincount(group)
     return float(np.maximum(ones, sizes - ones).sum() / len(labels))
+
+
+def run_receptive_field(
+    req: ReceptiveFieldRequest, maps: inputs.Maps, s: Settings, check: Check = _never
+) -> ReceptiveFieldResult:
+    """One pixel changed under a 1×1 and a 3×3 conv, and the edges only the 3×3 finds."""
+    limit = s.max_experiment_values
+    arr = maps.arr
+    c, h, w = arr.shape
+    k = req.out_channels
+    if k * h * w > limit:
+        # Its outputs are (K, H, W), four of them.
+        raise inputs.over_experiment_limit("output (K·H·W)", k * h * w, limit, "out_channels")
+    y, x0 = req.pixel if req.pixel is not None else (h // 2, w // 2)
+    if not (0 <= y < h and 0 <= x0 < w):
+        raise InvalidContent(
+            f"pixel ({y}, {x0}) is outside the {h}×{w} map.", field="pixel", code="out_of_range"
+        )
+    t = on_device(maps, req.device)
+    with torch.inference_mode():
+        changed = receptive_field(t, k, req.seed, (y, x0), req.delta)
+        check()
+        edges = edge_detector(t)  # (H, W)
+        truth = generators.edge_mask(arr)
+        found = (edges > 0).cpu().numpy()
+        best_1x1 = best_pointwise_agreement(t, torch.from_numpy(truth))
+        shown = torch.stack([t[0], edges, torch.from_numpy(truth.astype(np.float32)).to(t.device)])
+    return ReceptiveFieldResult.model_validate(
+        {
+            "input_source": maps.source,
+            "channel_names": maps.names,
+            "device": t.device.type,
+            "pixel": [y, x0],
+            "changed": changed,
+            "expected": {
+                "conv1x1": [[y, x0]],
+                "conv3x3": [
+                    [yy, xx]
+                    for yy in range(y - 1, y + 2)
+                    for xx in range(x0 - 1, x0 + 2)
+                    if 0 <= yy < h and 0 <= xx < w
+                ],
+            },
+            "cost": {
+                "conv1x1": mixing.layer_cost(c, k, h, w, 1),
+                "conv3x3": mixing.layer_cost(c, k, h, w, 3),
+            },
+            "edges": {
+                "fraction": float(truth.mean()),
+                "conv3x3_agreement": float((found == truth).mean()),
+                "best_1x1_agreement": best_1x1,
+                "conv3x3_filters": 8 * c,
+            },
+            "heatmaps": {
+                "height": h,
+                "width": w,
+                "names": ["input channel 0", "3×3 edge layer", "true edges"],
+                "maps": {"shape": [3, h, w], "data": render.float32_b64(shown)},
+            },
+        }
+    )

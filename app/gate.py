@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from app.errors import Busy
+from app.errors import Busy, Cancelled
 
 T = TypeVar("T")
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -59,10 +59,6 @@ def map_large_blocks() -> None:
     their own mapping, given back to the system when freed (see above)."""
     if _GLIBC is not None:
         _GLIBC.mallopt(_M_MMAP_THRESHOLD, MAP_ABOVE_BYTES)
-
-
-class Cancelled(Exception):
-    """Raised in a job by `CancelToken.check()`: nobody wants its result any more."""
 
 
 class ClientGone(Exception):

@@ -10,14 +10,13 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, ClassVar
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -28,8 +27,11 @@ from app.errors import Busy, OneByOneError, excerpt
 from app.experiments import warm_up
 from app.gate import ComputeGate
 from app.routes import api, checkpoints, docs, experiments, pages
-from app.routes.bodies import validation_error
-from app.schemas import REQUEST_MODELS, REQUEST_RULES
+from app.routes.admission import ComputeRoute
+from app.routes.output import JSONResponse
+from app.routes.pipeline import REQUEST_RULES, document_request_models
+from app.routes.validation import validation_error
+from app.schemas.responses import ErrorResponse
 
 log = logging.getLogger("onebyone")
 
@@ -217,7 +219,7 @@ def error_response(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     """The one error shape of the API."""
-    body = {"detail": detail, "field": field, "code": code}
+    body = ErrorResponse(detail=detail, field=field, code=code)
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -229,7 +231,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # Query parameters (bodies are parsed by routes.bodies): drop FastAPI's "query" prefix.
+        # Query parameters (bodies are parsed by routes.pipeline): drop FastAPI's "query" prefix.
         errors = [{**e, "loc": tuple(e.get("loc", ()))[1:]} for e in exc.errors()]
         err = validation_error(errors, None)
         return error_response(err.status_code, err.detail, err.field, err.code)
@@ -256,30 +258,6 @@ def _setup_logging() -> None:
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         log.propagate = False
-
-
-def _with_request_models(app: FastAPI) -> None:
-    """Put the request bodies' models into the OpenAPI components.
-
-    The routes read their bodies themselves (JSON or multipart, strictly), so FastAPI
-    does not see the models; their `openapi_extra` refers to them by name.
-    """
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = build()
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in REQUEST_MODELS:
-            js = model.model_json_schema(ref_template="#/components/schemas/{model}")
-            for name, sub in js.pop("$defs", {}).items():
-                components.setdefault(name, sub)
-            components[model.__name__] = js
-        app.openapi_schema = schema
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _threads_per_slot(settings: Settings) -> int:
@@ -317,18 +295,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="What does a 1×1 convolution + ReLU add over a plain ReLU?",
         description=REQUEST_RULES,
         lifespan=lifespan,
+        default_response_class=JSONResponse,
     )
     app.state.settings = settings
     _install_error_handlers(app)
-    _with_request_models(app)
-    app.include_router(api.router)
-    app.include_router(api.compute_router)
-    app.include_router(experiments.router)
-    app.include_router(checkpoints.router)
-    app.include_router(pages.router)
-    app.include_router(docs.router)
+    computing = [api.compute_router, experiments.router, checkpoints.router]
+    for router in [api.router, *computing, pages.router, docs.router]:
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=pages.ROOT / "static"), name="static")
     app.mount(docs.ASSETS_URL, docs.assets(), name="docs-assets")
+    readers = [r.body_reader for c in computing for r in c.routes if isinstance(r, ComputeRoute)]
+    document_request_models(app, readers)
 
     if settings.cors_origins:
         app.add_middleware(

@@ -692,6 +692,16 @@ def plan(
     return Plan(lay, coloured, (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3)
 
 
+def check_picture(channel: int | None, channels: int | None) -> None:
+    """Refuse options that contradict each other, before the request's body is read."""
+    if channel is not None and channels is not None:
+        raise InvalidContent(
+            "Give channel (one channel, enlarged) or channels (how many to draw), not both.",
+            field="channel",
+            code="conflict",
+        )
+
+
 def comparison_png(
     cmp: Comparison,
     *,

@@ -5,7 +5,7 @@ client that connects and sends nothing, or sends a request head one byte every f
 seconds, keeps its socket (a file descriptor) for as long as it likes. Here each
 connection must deliver a complete request head within ONEBYONE_HEADER_TIMEOUT_S of
 opening, and again of each response's end, or it is closed. A request's body has its own
-limits (routes.bodies); a response in progress is never cut by this deadline.
+limits (routes.receiving); a response in progress is never cut by this deadline.
 
 `onebyone serve` passes this class to uvicorn (`http="app.protocol:HeadDeadline"`).
 """

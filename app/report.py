@@ -12,7 +12,7 @@ import torch
 
 from app import mixing, render
 from app.compare import Comparison
-from app.schemas import (
+from app.schemas.responses import (
     BestChannel,
     ChannelStats,
     Colormap,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.schemas import Scenario
+from app.schemas.catalogue import Scenario
 
 COMPARE = "/api/v1/compare"
 _AUTO: dict[str, Any] = {"device": "auto"}

@@ -21,7 +21,7 @@ from typing import Any, get_args
 import numpy as np
 
 from app.errors import InvalidContent, TooLarge, UnreadableFile, UnsupportedType, excerpt
-from app.schemas import Layout
+from app.schemas.requests import Layout
 
 _NPY_MAGIC = b"\x93NUMPY"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

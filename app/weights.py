@@ -12,9 +12,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from app import checkpoints, mixing
+from app import checkpoints, inputs, mixing
 from app.errors import InvalidContent, excerpt
-from app.schemas import WeightsSpec
+from app.schemas.requests import WeightsSpec
+from app.schemas.responses import BatchNormInfo, CheckpointLayer, CheckpointLayers
 from app.uploads import Decoded, check_finite
 
 
@@ -308,6 +309,43 @@ def file_layers(decoded: Decoded) -> tuple[checkpoints.Checkpoint, list[checkpoi
     if not ones:
         ckpt.layer(None)  # the one "no 1×1 layer" error, listing the convs it has
     return ckpt, ones
+
+
+def listing(decoded: Decoded | None) -> CheckpointLayers:
+    """What POST /api/v1/checkpoints/layers answers: the file's 1×1 layers, each with K, C,
+    its bias and the batch norm after it, and what else the file holds."""
+    if decoded is None:
+        raise InvalidContent(
+            "Send the checkpoint as multipart/form-data, in the file part 'weights' "
+            "(curl -F weights=@model.pt).",
+            field="weights",
+            code="missing",
+        )
+    ckpt, ones = file_layers(decoded)
+    out = []
+    for conv in ones:
+        found = ckpt.follows(conv.name)
+        bn = ckpt.batchnorms[found] if found is not None else None
+        out.append(
+            CheckpointLayer(
+                name=conv.name,
+                out_channels=conv.k,
+                in_channels=conv.c,
+                bias=conv.bias is not None,
+                batchnorm=None
+                if bn is None
+                else BatchNormInfo(name=bn.name, channels=bn.channels, affine=bn.affine),
+            )
+        )
+    return CheckpointLayers(
+        format=decoded.format,
+        wrappers=list(ckpt.stripped),
+        layers=out,
+        other_convs=sum(not c.is_1x1 for c in ckpt.convs.values()),
+        batchnorms=len(ckpt.batchnorms),
+        # Read as compare.run reads it: a capture file is activations and a layer.
+        input=list(decoded.arrays["input"].shape) if inputs.is_capture(decoded) else None,
+    )
 
 
 def from_file(decoded: Decoded, spec: WeightsSpec, x: torch.Tensor) -> Layer:

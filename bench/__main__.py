@@ -24,7 +24,7 @@ import torch
 
 from app import compare, mixing, report
 from app.config import Settings
-from app.schemas import CompareRequest
+from app.schemas.requests import CompareRequest
 from bench.chromium import launch
 from bench.png import case_encoders, case_notebook
 from bench.server import ROOT, running

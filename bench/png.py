@@ -14,7 +14,7 @@ import torch
 
 from app import compare, generators, montage
 from app.config import Settings
-from app.schemas import CompareRequest
+from app.schemas.requests import CompareRequest
 from bench.timing import alternate, med, spec
 
 QUESTION = spec(192, 28, 28, 192)  # the question's case: 28×28×192 in, 192 filters

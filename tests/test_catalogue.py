@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from app import catalogue, generators, uploads, weights
 from app.config import Settings
 from app.scenarios import SCENARIOS
-from app.schemas import (
+from app.schemas.requests import (
     GENERATOR_PARAMS,
     BottleneckRequest,
     CompareRequest,

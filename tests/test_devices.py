@@ -9,7 +9,7 @@ import torch
 from app import compare, devices
 from app.config import Settings
 from app.errors import DeviceUnavailable
-from app.schemas import CompareRequest
+from app.schemas.requests import CompareRequest
 from tests.reference import conv1x1_relu
 
 HAS_MPS = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())

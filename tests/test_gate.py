@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from app.errors import Busy
-from app.gate import Cancelled, ClientGone, ComputeGate, Ticket
+from app.errors import Busy, Cancelled
+from app.gate import ClientGone, ComputeGate, Ticket
 
 
 class Meter:

@@ -13,7 +13,7 @@ from app import compare, montage
 from app.config import Settings
 from app.errors import InvalidContent
 from app.render import DIVERGING, SEQUENTIAL, colormap
-from app.schemas import CompareRequest
+from app.schemas.requests import CompareRequest
 
 TITLE = (
     "input (C, H, W) = (1024, 512, 512) · 1×1 conv 1024 → 1024 channels: weight (1024, 1024) "

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
-from app import schemas
+from app.schemas import catalogue, requests, responses
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,8 @@ def operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 def model_of(ref: str) -> type[BaseModel]:
-    model = getattr(schemas, ref.rsplit("/", 1)[-1])
+    name = ref.rsplit("/", 1)[-1]
+    model = next(getattr(m, name) for m in (requests, responses, catalogue) if hasattr(m, name))
     assert isinstance(model, type) and issubclass(model, BaseModel)
     return model
 

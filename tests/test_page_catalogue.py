@@ -16,7 +16,7 @@ import uvicorn
 
 from app import generators, uploads, weights
 from app.main import create_app
-from app.schemas import Device
+from app.schemas.requests import Device
 from bench.server import free_port
 from tests.pages import Page
 

@@ -9,7 +9,8 @@ import pytest
 
 from app import compare, report
 from app.config import Settings
-from app.schemas import CompareReport, CompareRequest, Values
+from app.schemas.requests import CompareRequest
+from app.schemas.responses import CompareReport, Values
 from tests.reference import conv1x1_relu
 
 

@@ -8,7 +8,7 @@ import torch
 
 from app import uploads, weights
 from app.errors import InvalidContent
-from app.schemas import WeightsSpec
+from app.schemas.requests import WeightsSpec
 from tests import files
 
 X = torch.from_numpy(np.random.default_rng(0).standard_normal((5, 8, 9)).astype(np.float32))

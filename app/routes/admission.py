@@ -1,69 +1,46 @@
-"""Compute routes: admitted before their body is read, answered in chunks that must be taken
-within a time limit, and their admission given back on every path.
+"""Compute routes: admitted before their body is read, their admission given back on every path.
 
 `ComputeRoute.handle` wraps the route: a request over the gate's capacity gets 503 before a
 byte of its body is read, and whatever happens next (an answer, an error, a client that
 hangs up while queued, computing or streaming, one that stops reading) the ticket is closed
-in `finally`. Bodies are sent in pieces of at most CHUNK bytes, each taken by the client
-within ONEBYONE_SEND_TIMEOUT_S, so a client that never reads holds one piece, not a whole
-response, and its work is stopped.
+in `finally`. Answers go out through `output.Sender`: in pieces, each taken within
+ONEBYONE_SEND_TIMEOUT_S. A compute route takes its body through exactly one
+`pipeline.BodyReader`, which also writes its request-body documentation.
 """
 
 from __future__ import annotations
 
-import json
-import secrets
-from collections.abc import AsyncIterator
-from typing import IO, Any
+from collections.abc import Iterator
+from typing import Any
 
-import anyio
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.datastructures import Headers
-from starlette.responses import StreamingResponse
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
-from app.gate import Cancelled, ClientGone, ComputeGate, Ticket
-from app.routes.bodies import plan_body
-
-TICKET = "onebyone.ticket"
-CHUNK = 64 * 1024
-FILE_READ = 1024 * 1024
+from app.errors import Cancelled
+from app.gate import ClientGone, ComputeGate
+from app.routes.output import Sender
+from app.routes.pipeline import TICKET, BodyReader
+from app.routes.receiving import plan_body
 
 
-class _Sender:
-    """send() in pieces of at most CHUNK bytes, each within the timeout, or the client is gone."""
-
-    def __init__(self, send: Send, ticket: Ticket, timeout_s: float) -> None:
-        self.send = send
-        self.ticket = ticket
-        self.timeout_s = timeout_s
-
-    async def __call__(self, message: Message) -> None:
-        body = message.get("body", b"")
-        if message["type"] != "http.response.body" or len(body) <= CHUNK:
-            await self._send(message)
-            return
-        view = memoryview(body)
-        more = message.get("more_body", False)
-        for start in range(0, len(body), CHUNK):
-            end = start + CHUNK
-            piece = bytes(view[start:end])
-            await self._send({**message, "body": piece, "more_body": more or end < len(body)})
-
-    async def _send(self, message: Message) -> None:
-        if self.ticket.token.reason == "client stopped reading":
-            raise ClientGone("client stopped reading")
-        with anyio.move_on_after(self.timeout_s) as scope:
-            await self.send(message)
-        if scope.cancelled_caught:
-            # The client takes nothing: drop it (the server closes the connection when the
-            # route returns unfinished) and stop its work.
-            self.ticket.token.cancel("client stopped reading")
-            raise ClientGone("client stopped reading")
+def _dependencies(dependant: Dependant) -> Iterator[Dependant]:
+    for sub in dependant.dependencies:
+        yield sub
+        yield from _dependencies(sub)
 
 
 class ComputeRoute(APIRoute):
     """An APIRoute whose requests are admitted by the compute gate (see the module doc)."""
+
+    def __init__(self, path: str, endpoint: Any, **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        readers = [d.call for d in _dependencies(self.dependant) if isinstance(d.call, BodyReader)]
+        if len(readers) != 1:
+            raise TypeError(f"{path}: a compute route takes its body through one BodyReader")
+        self.body_reader: BodyReader[Any] = readers[0]
+        self.openapi_extra = self.body_reader.openapi() | (self.openapi_extra or {})
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = scope["app"].state
@@ -74,66 +51,9 @@ class ComputeRoute(APIRoute):
         scope[TICKET] = ticket
         try:
             await super().handle(
-                scope, receive, _Sender(send, ticket, state.settings.send_timeout_s)
+                scope, receive, Sender(send, ticket, state.settings.send_timeout_s)
             )
         except (ClientGone, Cancelled):
             pass  # nobody to answer
         finally:
             ticket.close()
-
-
-# Strings longer than this (the heatmaps' base64) are encoded one by one.
-_LONG = 1 << 20
-
-
-def _dumps(content: Any) -> str:
-    # As Starlette's JSONResponse writes it.
-    return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-
-
-def json_bytes(content: Any) -> bytes:
-    """JSON bytes, made in the compute thread and in pieces.
-
-    json.dumps holds the GIL for its whole run: 20 MB of heatmaps would hold every other
-    thread, the event loop (/healthz) included, for about 70 ms. Long strings in nested
-    objects are encoded one at a time and spliced in, so no single hold is long.
-    """
-    long: list[str] = []
-    nonce = secrets.token_hex(8)
-
-    def lift(obj: Any) -> Any:
-        if isinstance(obj, dict):
-            return {k: lift(v) for k, v in obj.items()}
-        if isinstance(obj, str) and len(obj) > _LONG:
-            long.append(obj)
-            return f"{nonce}:{len(long) - 1}"
-        return obj
-
-    text = _dumps(lift(content))
-    if not long:
-        return text.encode()
-    pieces = []
-    for i, value in enumerate(long):
-        before, text = text.split(f'"{nonce}:{i}"', 1)
-        pieces += [before.encode(), _quoted(value)]
-    return b"".join([*pieces, text.encode()])
-
-
-def _quoted(value: str) -> bytes:
-    """One string as JSON; base64 (the heatmaps) needs no escaping, so it is only quoted."""
-    if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
-        return b'"' + value.encode("ascii") + b'"'
-    return _dumps(value).encode()
-
-
-def file_response(file: IO[bytes], media_type: str, headers: dict[str, str]) -> StreamingResponse:
-    """A temporary file streamed back in pieces; the ticket that owns it closes it."""
-    size = file.seek(0, 2)
-    file.seek(0)
-
-    async def chunks() -> AsyncIterator[bytes]:
-        while chunk := await anyio.to_thread.run_sync(file.read, FILE_READ):
-            yield chunk
-
-    headers = {**headers, "Content-Length": str(size)}
-    return StreamingResponse(chunks(), media_type=media_type, headers=headers)

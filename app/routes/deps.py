@@ -1,5 +1,5 @@
-"""What every route shares: the settings, the compute gate and a request's admission ticket,
-and the error table for OpenAPI."""
+"""What every route shares: the settings, the compute gate, the generated-maps cache, strict
+query parameters, and how a route documents its answers in OpenAPI."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ from fastapi import Depends, Request
 from app import generators
 from app.config import Settings
 from app.errors import InvalidContent, excerpt
-from app.gate import ComputeGate, Ticket
-from app.routes.admission import TICKET
-from app.schemas import ErrorResponse
+from app.gate import ComputeGate
+from app.schemas.responses import Documented, ErrorResponse
 
 # Dependencies are `async def`: FastAPI runs a plain `def` one in a thread pool, a hop per
 # request that, with compute threads busy, waits for the GIL and slows even /healthz.
@@ -36,22 +35,13 @@ async def get_gate(request: Request) -> ComputeGate:
 GateDep = Annotated[ComputeGate, Depends(get_gate)]
 
 
-def get_generated(request: Request) -> generators.Cache:
+async def get_generated(request: Request) -> generators.Cache:
     """The cache of generated maps this process keeps (ONEBYONE_GENERATOR_CACHE_BYTES)."""
     cache: generators.Cache = request.app.state.generated
     return cache
 
 
 CacheDep = Annotated[generators.Cache, Depends(get_generated)]
-
-
-async def get_ticket(request: Request) -> Ticket:
-    """The admission of a request on a ComputeRoute (routes.admission)."""
-    ticket: Ticket = request.scope[TICKET]
-    return ticket
-
-
-TicketDep = Annotated[Ticket, Depends(get_ticket)]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}
@@ -67,6 +57,23 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "Retry-After header's seconds.",
     }.items()
 }
+
+
+def answers(
+    model: type[Documented],
+    other: dict[str, Any] | None = None,
+    *,
+    description: str | None = None,
+    errors: bool = True,
+) -> dict[int | str, dict[str, Any]]:
+    """A route's documented answers: 200 with its model's example (tests check that it
+    validates), other media types it may answer with, and the error table."""
+    ok: dict[str, Any] = {
+        "content": {"application/json": {"example": model.EXAMPLE}, **(other or {})}
+    }
+    if description:
+        ok["description"] = description
+    return {200: ok, **(ERRORS if errors else {})}
 
 
 def _query_params(dependant: Any) -> dict[str, bool]:

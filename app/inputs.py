@@ -1,0 +1,133 @@
+"""The feature maps of a request: generated, or read from an uploaded file. No HTTP here.
+
+Every compute endpoint (compare and each experiment) gets its maps from `load`, as
+float32 numpy (C, H, W) with a name per channel, the ground truth a generator knows, and
+where they came from; sizes are checked against the settings before anything is made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from app import generators, uploads
+from app.config import Settings
+from app.errors import InvalidContent
+from app.schemas.requests import InputSpec
+
+# InputSpec's fields that describe an uploaded file, with the value meaning "not given".
+_FILE_OPTIONS = {"layout": "auto", "features": "raw"}
+
+
+@dataclass(frozen=True)
+class Maps:
+    """Feature maps and what is known of them."""
+
+    arr: np.ndarray  # (C, H, W) float32
+    names: list[str]
+    source: str  # generator:NAME or file:FORMAT
+    truth: dict[str, np.ndarray] = field(default_factory=dict)  # (H, W) bool masks
+
+
+def is_capture(decoded: uploads.Decoded | None) -> bool:
+    """Whether a file holds a layer's input and the layer itself, as `onebyone capture`
+    writes it: its `input` is the activations and its `weight` (and `bias`) the layer."""
+    return decoded is not None and {"input", "weight"} <= decoded.arrays.keys()
+
+
+def check_size(c: int, h: int, w: int, s: Settings, limit: int | None = None) -> None:
+    """Refuse maps over the settings' limits; `limit` caps C·H·W further (experiments)."""
+    for name, value, most, env in (
+        ("height", h, s.max_height, "MAX_HEIGHT"),
+        ("width", w, s.max_width, "MAX_WIDTH"),
+        ("channels", c, s.max_channels, "MAX_CHANNELS"),
+    ):
+        if value > most:
+            raise InvalidContent(
+                f"The input's {name} is {value}; the limit is {most} (ONEBYONE_{env}).",
+                field=f"input.{name}",
+                code="over_limit",
+            )
+    if c * h * w > s.max_values:
+        raise InvalidContent(
+            f"The input has C·H·W = {c}·{h}·{w} = {c * h * w} values; the limit is "
+            f"{s.max_values} (ONEBYONE_MAX_VALUES). Make it smaller.",
+            field="input",
+            code="over_limit",
+        )
+    if limit is not None and c * h * w > limit:
+        raise over_experiment_limit("input (C·H·W)", c * h * w, limit, "input")
+
+
+def over_experiment_limit(what: str, count: int, limit: int, field: str) -> InvalidContent:
+    return InvalidContent(
+        f"This experiment takes at most {limit} values in its {what}; it has {count}. "
+        "Use a smaller map (ONEBYONE_MAX_EXPERIMENT_VALUES).",
+        field=field,
+        code="over_limit",
+    )
+
+
+def load(
+    spec: InputSpec,
+    file: uploads.Decoded | None,
+    s: Settings,
+    cache: generators.Cache | None = None,
+    limit: int | None = None,
+) -> Maps:
+    """The maps `spec` asks for, or those of the uploaded `file`; `limit` caps C·H·W (the
+    experiments do more per value), checked before anything is converted or generated."""
+    if file is not None:
+        return _from_file(spec, file, s, limit)
+    for key, unset in _FILE_OPTIONS.items():
+        if getattr(spec, key) != unset:
+            raise InvalidContent(
+                f"input.{key} describes an uploaded file, but the input is generated "
+                f"({spec.generator}); send the file as the multipart part 'input', or leave "
+                f"{key} out.",
+                field=f"input.{key}",
+                code="needs_file",
+            )
+    info = generators.find(spec.generator)
+    if spec.channels < info.min_channels:
+        raise InvalidContent(
+            f"The {spec.generator} generator needs channels >= {info.min_channels}.",
+            field="input.channels",
+            code="out_of_range",
+        )
+    channels = info.fixed_channels or spec.channels
+    check_size(channels, spec.height, spec.width, s, limit)
+    g = generators.generate(
+        spec.generator,
+        channels,
+        spec.height,
+        spec.width,
+        spec.seed,
+        spec.generator_params(),
+        cache,
+    )
+    return Maps(g.maps, g.channel_names, f"generator:{spec.generator}", g.truth)
+
+
+def _from_file(spec: InputSpec, file: uploads.Decoded, s: Settings, limit: int | None) -> Maps:
+    raw = uploads.pick(file, "input", "The input file")
+    if limit is not None and raw.size > limit:
+        raise over_experiment_limit("input (C·H·W)", raw.size, limit, "input")
+    arr = uploads.to_chw(raw, file.layout or spec.layout)
+    c, h, w = arr.shape
+    check_size(c, h, w, s, limit)
+    names = [f"channel {i}" for i in range(c)]
+    if spec.features == "filterbank":
+        if file.format != "image" or c != 3:
+            raise InvalidContent(
+                'features "filterbank" turns an RGB image into feature maps; '
+                f"this input is {file.format} with {c} channels.",
+                field="input.features",
+                code="needs_rgb_image",
+            )
+        arr = generators.filter_bank(torch.from_numpy(arr)).numpy()  # (9, H, W)
+        names = list(generators.FILTER_BANK)
+        check_size(arr.shape[0], h, w, s, limit)
+    return Maps(arr, names, f"file:{file.format}")

@@ -1,0 +1,1 @@
+"""Request, response and catalogue models of the REST API (requests, responses, catalogue)."""
