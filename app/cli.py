@@ -10,6 +10,8 @@ that layer sees and does: its input activations `input` (C, H, W), and its
 from __future__ import annotations
 
 import argparse
+import asyncio
+import functools
 import importlib
 import os
 import sys
@@ -17,9 +19,9 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from app.config import get_settings
+from app.config import Settings
 
 if TYPE_CHECKING:
     import torch
@@ -353,7 +355,7 @@ documented transforms() (torchvision is imported only then). Otherwise the defau
 
 
 def main(argv: list[str] | None = None) -> None:
-    settings = get_settings()
+    settings = Settings()  # the defaults of the flags
     parser = argparse.ArgumentParser(prog="onebyone", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="start the web service")
@@ -393,9 +395,13 @@ def main(argv: list[str] | None = None) -> None:
 
     import uvicorn
 
-    # The app refuses non-loopback Host names when bound to loopback: tell it the address.
+    from app.protocol import HeadDeadline
+
+    # The flags are settings of the app, which each worker process builds from the
+    # environment: it refuses non-loopback Host names when bound to loopback, so it must
+    # know the address.
     os.environ["ONEBYONE_HOST"] = args.host
-    get_settings.cache_clear()
+    os.environ["ONEBYONE_PORT"] = str(args.port)
     if args.workers > 1 and "ONEBYONE_TORCH_THREADS" not in os.environ:
         # Workers and their compute slots share the cores: one torch thread per core in all.
         share = args.workers * settings.compute_slots
@@ -408,7 +414,12 @@ def main(argv: list[str] | None = None) -> None:
         workers=args.workers,
         log_level=args.log_level,
         access_log=False,  # the app logs one JSON line per request itself
-        http="app.protocol:HeadDeadline",  # h11, with a deadline on request heads
+        # h11, with a deadline on request heads; uvicorn calls the partial as it would the
+        # class (and pickles it for worker processes).
+        http=cast(
+            "type[asyncio.Protocol]",
+            functools.partial(HeadDeadline, head_timeout_s=settings.header_timeout_s),
+        ),
     )
 
 

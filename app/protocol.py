@@ -7,7 +7,8 @@ connection must deliver a complete request head within ONEBYONE_HEADER_TIMEOUT_S
 opening, and again of each response's end, or it is closed. A request's body has its own
 limits (routes.receiving); a response in progress is never cut by this deadline.
 
-`onebyone serve` passes this class to uvicorn (`http="app.protocol:HeadDeadline"`).
+`onebyone serve` passes this class to uvicorn with the timeout from its settings
+(`http=functools.partial(HeadDeadline, head_timeout_s=…)`).
 """
 
 from __future__ import annotations
@@ -19,13 +20,11 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from app.config import get_settings
-
 
 class HeadDeadline(H11Protocol):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, head_timeout_s: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.head_timeout_s = get_settings().header_timeout_s
+        self.head_timeout_s = head_timeout_s
         self._deadline: asyncio.TimerHandle | None = None
         self._armed_for: object = None
 
