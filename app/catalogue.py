@@ -110,7 +110,7 @@ def _presets(s: Settings) -> dict[str, PresetEntry]:
                     "description": f"K, the number of filters; default {p.default_k_rule}",
                 }
             params[key] = _field_param(WeightsSpec, key, **extra)
-        out[name] = PresetEntry(description=p.description, params=params)
+        out[name] = PresetEntry(description=p.description, params=params, k=p.k_rule)
     return out
 
 

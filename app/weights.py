@@ -35,14 +35,27 @@ class PresetInfo:
     # make(spec, x, k): the (K, C) weight for K filters, and what to report about it.
     make: Callable[[WeightsSpec, torch.Tensor, int], Made]
     description: str
+    # The parameters that change what it makes (the catalogue lists these).
     params: tuple[str, ...]
     # K when out_channels is not given, from the input's C, and that rule in words.
     default_k: Callable[[int], int]
-    default_k_rule: str = ""
+    default_k_rule: str
+    # identity, difference and mean fix K themselves: out_channels may name that K, no other.
+    fixes_k: bool = False
+
+    @property
+    def k_rule(self) -> str:
+        fixed = "fixed by the preset; out_channels may only repeat it"
+        return (
+            f"{self.default_k_rule}, {fixed}"
+            if self.fixes_k
+            else (f"out_channels, default {self.default_k_rule}")
+        )
 
 
-# identity, difference and mean fix K themselves (C, 1, 1): out_channels is not their
-# parameter, so from_preset refuses it before they run.
+# Every preset takes these (the contract's form {"preset", "out_channels", "seed"}); a preset
+# that draws nothing at random ignores the seed.
+COMMON = ("out_channels", "seed")
 
 
 def _identity(spec: WeightsSpec, x: torch.Tensor, k: int) -> Made:
@@ -104,6 +117,8 @@ PRESETS: dict[str, PresetInfo] = {
         "W = I, K = C. With bias 0, 1×1 conv + ReLU equals ReLU-only.",
         ("bias",),
         lambda c: c,
+        "C",
+        fixes_k=True,
     ),
     "random": PresetInfo(
         _random,
@@ -117,8 +132,12 @@ PRESETS: dict[str, PresetInfo] = {
         "One filter: channel `positive` minus channel `negative` (cat − dog).",
         ("positive", "negative", "bias"),
         lambda c: 1,
+        "1",
+        fixes_k=True,
     ),
-    "mean": PresetInfo(_mean, "One filter: the mean of all channels.", ("bias",), lambda c: 1),
+    "mean": PresetInfo(
+        _mean, "One filter: the mean of all channels.", ("bias",), lambda c: 1, "1", fixes_k=True
+    ),
     "pca": PresetInfo(
         _pca,
         "Projection onto the input's top-K principal directions: the best linear reduction "
@@ -191,8 +210,19 @@ def planned_k(spec: WeightsSpec, c: int, decoded: Decoded | None) -> int:
         return int(weight.shape[0]) if weight.ndim else 1
     if spec.matrix is not None:
         return len(spec.matrix)
-    _, info = _preset(spec)
-    return spec.out_channels if spec.out_channels is not None else info.default_k(c)
+    name, info = _preset(spec)
+    k = info.default_k(c)
+    if spec.out_channels is None or spec.out_channels == k:
+        return k
+    if info.fixes_k:
+        raise InvalidContent(
+            f"The {name} preset makes K = {k} filter{'s' * (k != 1)} for C = {c} input "
+            f"channels (K = {info.default_k_rule}); out_channels = {spec.out_channels} asks "
+            f"for another. Send out_channels = {k}, or leave it out.",
+            field="weights.out_channels",
+            code="fixed_by_preset",
+        )
+    return spec.out_channels
 
 
 def _bias(spec_bias: float | list[float] | None, k: int, where: str) -> np.ndarray:
@@ -238,7 +268,7 @@ def _only_fields(spec: WeightsSpec, allowed: set[str], of: str) -> None:
 
 def from_preset(spec: WeightsSpec, x: torch.Tensor) -> Layer:
     name, info = _preset(spec)
-    _only_fields(spec, set(info.params), f"the {name} preset")
+    _only_fields(spec, {*info.params, *COMMON}, f"the {name} preset")
     w, extra = info.make(spec, x, planned_k(spec, x.shape[0], None))
     weight = _on(x.device, w)
     k = weight.shape[0]

@@ -337,8 +337,8 @@ BAD_JSON: list[tuple[dict[str, Any], int, str, str, str]] = [
         {"input": {"channels": 4}, "weights": {"preset": "identity", "out_channels": 3}},
         422,
         "weights.out_channels",
-        "not_for_preset",
-        "it takes bias",
+        "fixed_by_preset",
+        "Send out_channels = 4",
     ),
     (
         {"weights": {"preset": "random", "positive": 2}},

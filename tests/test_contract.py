@@ -155,3 +155,50 @@ def test_absent_cuda_is_refused_with_a_4xx(client: httpx.Client) -> None:
         pytest.skip("this machine has CUDA")
     r = client.post("/api/v1/compare", json={"device": "cuda"})
     assert r.status_code == 422 and r.json()["field"] == "device"
+
+
+# K each preset makes for an input of C = 5 channels.
+PRESET_K = {"identity": 5, "random": 3, "difference": 1, "mean": 1, "pca": 3}
+
+
+@pytest.mark.parametrize("preset", sorted(PRESET_K))
+def test_every_preset_takes_the_documented_form(client: httpx.Client, preset: str) -> None:
+    """PRODUCT.md: {"preset": NAME, "out_channels": K, "seed": S} for every preset."""
+    assert set(PRESET_K) == set(client.get("/api/v1/catalogue").json()["weight_presets"])
+    k = PRESET_K[preset]
+    body = {
+        "input": {"generator": "gaussian", "height": 6, "width": 7, "channels": 5, "seed": 3},
+        "weights": {"preset": preset, "out_channels": k, "seed": 9},
+    }
+    z = arrays(client.post("/api/v1/compare", params={"format": "npz"}, json=body))
+    assert z["weight"].shape == (k, 5)
+    check_paths(z)
+
+
+@pytest.mark.parametrize(("preset", "k"), [("identity", 5), ("difference", 1), ("mean", 1)])
+def test_a_preset_that_fixes_k_refuses_another_naming_the_only_value(
+    client: httpx.Client, preset: str, k: int
+) -> None:
+    body = {
+        "input": {"generator": "gaussian", "height": 6, "width": 7, "channels": 5},
+        "weights": {"preset": preset, "out_channels": k + 1},
+    }
+    r = client.post("/api/v1/compare", json=body)
+    assert r.status_code == 422, r.text
+    err = r.json()
+    assert err["field"] == "weights.out_channels"
+    assert f"out_channels = {k}" in err["detail"] and str(k + 1) in err["detail"]
+
+
+@pytest.mark.parametrize("option", [{"layout": "hwc"}, {"features": "filterbank"}])
+def test_file_options_with_a_generated_input_are_refused(
+    client: httpx.Client, option: dict[str, str]
+) -> None:
+    """`layout` and `features` describe an uploaded file: with a generator they mean nothing."""
+    r = client.post("/api/v1/compare", json={"input": {"generator": "gaussian", **option}})
+    assert r.status_code == 422, r.text
+    key = next(iter(option))
+    assert (r.json()["field"], r.json()["code"]) == (f"input.{key}", "needs_file")
+    r = client.post("/api/v1/compare", json={"input": {"generator": "gaussian"}, **option})
+    if key == "layout":  # it may stand at the top level too
+        assert (r.status_code, r.json()["field"]) == (422, "input.layout")

@@ -33,7 +33,12 @@ class GeneratorEntry(BaseModel):
 
 class PresetEntry(BaseModel):
     description: str
-    params: dict[str, Param]
+    params: dict[str, Param] = Field(
+        description="The parameters that change what it makes. Every preset also takes "
+        "out_channels and seed: one that fixes K accepts that K only, one that draws nothing "
+        "at random ignores the seed."
+    )
+    k: str = Field(description="How many filters it makes, K, in words.")
 
 
 class Choice(BaseModel):
@@ -136,6 +141,7 @@ class Catalogue(Documented):
                         "description": "K, the number of filters; default min(C, 64)",
                     }
                 },
+                "k": "out_channels, default min(C, 64)",
             }
         },
         "layouts": {"values": [{"id": "chw", "label": "C, H, W"}], "auto_rule": "…"},
