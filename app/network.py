@@ -374,7 +374,7 @@ class ActivationCache:
         with self._lock:
             return len(self._items)
 
-    def keys(self) -> list[str]:
+    def lru_order(self) -> list[str]:
         """The keys held, least recently used first."""
         with self._lock:
             return list(self._items)
