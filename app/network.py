@@ -15,6 +15,7 @@ last 7×7×1280 map (the mean of its pre-activation over the pixels is the logit
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -215,7 +216,11 @@ class MobileNetV2:
     """The network from its state dict (torchvision's names), and the class names."""
 
     def __init__(self, state: Mapping[str, torch.Tensor], class_names: Sequence[str]) -> None:
-        self._t = {k: v.detach().to("cpu", torch.float32) for k, v in state.items()}
+        # Float tensors as float32 (the file's own dtype); num_batches_tracked stays int64.
+        self._t = {
+            k: v.detach().to("cpu", torch.float32) if v.is_floating_point() else v.detach().cpu()
+            for k, v in state.items()
+        }
         self._stem, self._blocks, self._last = _architecture(self._t)
         classifier = _weight(self._t, CLASSIFIER)  # (1000, 1280)
         if len(class_names) != classifier.shape[0]:
@@ -270,7 +275,8 @@ class MobileNetV2:
     def state_arrays(self) -> dict[str, np.ndarray]:
         """The state dict as numpy, with the classifier's weight as a 1×1 conv's
         (1000, 1280, 1, 1), so `app.checkpoints.Checkpoint` reads it as it reads an
-        uploaded checkpoint. Copies: nothing the network runs with can be changed."""
+        uploaded checkpoint. Copies (14 MB), so nothing the network runs with can be
+        changed: build them, and the Checkpoint, once."""
         out = {k: v.numpy().copy() for k, v in self._t.items()}
         w = out[f"{CLASSIFIER}.weight"]
         out[f"{CLASSIFIER}.weight"] = w.reshape(*w.shape, 1, 1)  # (1000, 1280, 1, 1)
@@ -345,9 +351,9 @@ def photo_key(name: str) -> str:
     return f"photo:{name}"
 
 
-def upload_key(sha256: str) -> str:
-    """The cache key of a photo a user sent, by the sha256 of its bytes."""
-    return f"sha256:{sha256}"
+def upload_key(data: bytes) -> str:
+    """The cache key of a photo a user sent: the sha256 of its file's bytes."""
+    return f"sha256:{hashlib.sha256(data).hexdigest()}"
 
 
 class ActivationCache:

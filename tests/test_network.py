@@ -102,6 +102,7 @@ def test_the_checkpoint_reader_folds_the_right_batch_norm_for_every_layer(
         assert (conv.k, conv.c) == (layer.out_channels, layer.in_channels)
         bn = ck.batchnorm(conv, "auto")
         assert (bn.name if bn else None) == layer.batchnorm, layer.name
+    assert arrays["features.0.1.num_batches_tracked"].dtype == np.int64
     arrays["features.0.0.weight"][:] = 0  # a copy: the network is unchanged
     assert net.state_arrays()["features.0.0.weight"].any()
 
@@ -297,7 +298,8 @@ def test_get_or_compute_runs_the_network_once_per_photo(
     key = network.photo_key("grace_hopper")
     first = cache.get_or_compute(key, compute)
     assert cache.get_or_compute(key, compute) is first and ran == ["grace_hopper"]
-    assert network.upload_key("ab" * 32) != key
+    data = photos.read(photos.PHOTOS["grace_hopper"])
+    assert network.upload_key(data) == f"sha256:{photos.PHOTOS['grace_hopper'].sha256}" != key
 
 
 def test_the_cache_is_consistent_under_threads(runs: dict[str, network.Activations]) -> None:
