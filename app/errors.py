@@ -91,3 +91,11 @@ class Busy(OneByOneError):
 
     status_code = 503
     default_code = "busy"
+
+
+class NotInstalled(OneByOneError):
+    """Data the server itself lacks (the network's weights, a built-in photo): its detail
+    says how to install it. Not the client's fault, and retrying will not help."""
+
+    status_code = 503
+    default_code = "not_installed"
