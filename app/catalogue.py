@@ -10,7 +10,17 @@ from __future__ import annotations
 import types
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from app import checkpoints, devices, generators, uploads, weights
+from app import (
+    checkpoints,
+    devices,
+    generators,
+    network,
+    photos,
+    pretrained,
+    trained,
+    uploads,
+    weights,
+)
 from app.config import Settings
 from app.scenarios import SCENARIOS
 from app.schemas.catalogue import (
@@ -21,7 +31,10 @@ from app.schemas.catalogue import (
     FileKind,
     GeneratorEntry,
     Layouts,
+    NetworkEntry,
+    NetworkLayer,
     Param,
+    PhotoEntry,
     PresetEntry,
 )
 from app.schemas.requests import (
@@ -136,7 +149,56 @@ def _experiments() -> dict[str, dict[str, Param]]:
     }
 
 
-def build(s: Settings) -> Catalogue:
+def _networks(held: trained.Trained | None) -> dict[str, NetworkEntry]:
+    net = None if held is None else held.net
+    problem = "This server was started without the network." if held is None else held.problem
+    layers = [] if net is None else net.layers
+    return {
+        network.NAME: NetworkEntry(
+            name=network.NAME,
+            title=network.TITLE,
+            file=f"{pretrained.FILE_NAME}, sha256 {pretrained.SHA256}",
+            available=net is not None,
+            detail=problem,
+            preprocessing=network.PREPROCESSING,
+            default_layer=trained.DEFAULT_LAYER,
+            layers=[
+                NetworkLayer(
+                    name=layer.name,
+                    out_channels=layer.out_channels,
+                    in_channels=layer.in_channels,
+                    batchnorm=layer.batchnorm,
+                    activation=layer.activation,
+                    size=list(layer.size),
+                    role=layer.role,
+                    block=layer.block,
+                )
+                for layer in layers
+            ],
+            classes=[] if net is None else list(net.class_names),
+        )
+    }
+
+
+def _photos(held: trained.Trained | None) -> dict[str, PhotoEntry]:
+    out = {}
+    for name, p in photos.PHOTOS.items():
+        problem = photos.problem(p) if held is None else held.photo_problems[name]
+        out[name] = PhotoEntry(
+            name=name,
+            shows=p.shows,
+            source=p.source,
+            credit=p.credit,
+            licence=p.licence,
+            available=problem is None,
+            detail=problem,
+        )
+    return out
+
+
+def build(s: Settings, held: trained.Trained | None = None) -> Catalogue:
+    """The catalogue of a server with these settings and this trained network (None: one
+    started without it)."""
     arrays = list(uploads.ARRAY_EXTENSIONS)
     return Catalogue(
         generators=_generators(s),
@@ -187,4 +249,6 @@ def build(s: Settings) -> Catalogue:
             batchnorm=[Choice(id=k, label=v) for k, v in checkpoints.BATCHNORM_CHOICES.items()],
             eps=_field_param(WeightsSpec, "eps"),
         ),
+        networks=_networks(held),
+        photos=_photos(held),
     )

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from app import devices, generators, inputs, mixing, uploads, weights
+from app import devices, inputs, mixing, uploads, weights
 from app.config import Settings
 from app.errors import InvalidContent
 from app.schemas.requests import CompareRequest
+from app.schemas.responses import NetworkInput
+
+if TYPE_CHECKING:
+    from app.trained import PhotoFile
 
 
 @dataclass
@@ -28,6 +33,7 @@ class Comparison:
     channel_names: list[str]
     input_source: str
     truth: dict[str, np.ndarray] = field(default_factory=dict)
+    network: NetworkInput | None = None  # what the network saw, for its maps
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -71,31 +77,57 @@ def run(
     s: Settings,
     input_file: uploads.Decoded | None = None,
     weights_file: uploads.Decoded | None = None,
-    cache: generators.Cache | None = None,
+    sources: inputs.Sources | None = None,
+    photo: PhotoFile | None = None,
 ) -> Comparison:
+    sources = sources or inputs.Sources()
     device = devices.resolve(req.device)
     t0 = time.perf_counter()
-    maps = inputs.load(req.input, input_file, s, cache)
+    maps = inputs.load(req.input, input_file, s, sources, photo=photo)
     c, h, w = maps.arr.shape
-    # A file from `onebyone capture` holds the layer's input and its weight and bias: with
-    # no weights file and no preset or matrix named, it is the weights too.
-    layer_from_input = (
-        weights_file is None
-        and inputs.is_capture(input_file)
-        and req.weights.preset is None
-        and req.weights.matrix is None
-    )
-    if layer_from_input:
-        weights_file = input_file
-    _check_layer_size(weights.planned_k(req.weights, c, weights_file), c, h, w, s)
+    spec = req.weights
+    network_layer = maps.network.layer if maps.network is not None else None
+    if spec.network is not None:
+        if weights_file is not None:
+            raise InvalidContent(
+                "The weights came as a file and as weights.network; send one of them.",
+                field="weights.network",
+                code="conflict",
+            )
+        trained = sources.require_trained()
+        k = trained.planned_k(spec, network_layer)
+    else:
+        for key in ("classes", "minus"):
+            if getattr(spec, key) is not None:
+                raise InvalidContent(
+                    f"weights.{key} picks ImageNet classes of a network's classifier: send it "
+                    'with "network": "mobilenet_v2" and "layer": "classifier.1".',
+                    field=f"weights.{key}",
+                    code="needs_network",
+                )
+        # A file from `onebyone capture` holds the layer's input and its weight and bias:
+        # with no weights file and no preset or matrix named, it is the weights too.
+        layer_from_input = (
+            weights_file is None
+            and inputs.is_capture(input_file)
+            and spec.preset is None
+            and spec.matrix is None
+        )
+        if layer_from_input:
+            weights_file = input_file
+        k = weights.planned_k(spec, c, weights_file)
+    _check_layer_size(k, c, h, w, s)
     with torch.inference_mode():
         x = torch.from_numpy(maps.arr).to(device)  # (C, H, W)
-        layer = weights.build(req.weights, x, weights_file)
+        if spec.network is not None:
+            layer = trained.layer(spec, x, network_layer)
+        else:
+            layer = weights.build(spec, x, weights_file)
+            if layer_from_input:
+                layer.source = layer.source.replace("file:", "input-file:", 1)
         # The files' other arrays (a checkpoint's other layers: up to 2·MAX_VALUES values)
         # are not needed any more: let them go before the maps are computed.
         input_file = weights_file = None
-        if layer_from_input:
-            layer.source = layer.source.replace("file:", "input-file:", 1)
         devices.synchronize(device)
         t1 = time.perf_counter()
         paths = mixing.run_paths(x, layer.weight, layer.bias)
@@ -116,5 +148,6 @@ def run(
         channel_names=maps.names,
         input_source=maps.source,
         truth=maps.truth,
+        network=maps.network,
         timings_ms={"prepare": (t1 - t0) * 1e3, "compute": (t2 - t1) * 1e3},
     )

@@ -206,11 +206,11 @@ def prepare_fit(
     input_file: uploads.Decoded | None,
     target_file: uploads.Decoded | None,
     s: Settings,
-    cache: generators.Cache | None = None,
+    sources: inputs.Sources | None = None,
 ) -> FitJob:
     """Everything a fit needs, checked before it starts (so a stream starts only once the
     request is known to be possible)."""
-    maps = inputs.load(req.input, input_file, s, cache, s.max_experiment_values)
+    maps = inputs.load(req.input, input_file, s, sources, s.max_experiment_values)
     target = _target(req, maps, target_file, input_file is not None, s)
     return FitJob(req, maps, on_device(maps, req.device), target)
 
@@ -323,8 +323,7 @@ def bottleneck(x: torch.Tensor, kernel: int, out_channels: int) -> dict[str, Any
     kernel×kernel conv C→out alone, as in GoogLeNet's inception block.
     """
     c, h, w = x.shape
-    cov = mixing.channel_covariance(x)
-    evals = torch.linalg.eigvalsh(cov).clamp_min(0).flip(0)  # descending
+    evals = mixing.channel_spectrum(x)  # descending
     total = float(evals.sum())
     kept = (torch.cumsum(evals, 0) / total).tolist() if total > 0 else [1.0] * c
     direct = mixing.layer_cost(c, out_channels, h, w, kernel)
@@ -349,12 +348,22 @@ def bottleneck(x: torch.Tensor, kernel: int, out_channels: int) -> dict[str, Any
     }
 
 
-def run_bottleneck(req: BottleneckRequest, maps: inputs.Maps) -> BottleneckResult:
-    """The bottleneck curve of the request's maps, on its device."""
+def run_bottleneck(
+    req: BottleneckRequest, maps: inputs.Maps, sources: inputs.Sources | None = None
+) -> BottleneckResult:
+    """The bottleneck curve of the request's maps, on its device; for a network's maps, with
+    the trained layer that reads them placed on it."""
+    trained = None if maps.network is None or sources is None else sources.trained
     x = on_device(maps, req.device)
     with torch.inference_mode():
         out = bottleneck(x, req.kernel, req.out_channels)
-    return BottleneckResult(**out, input_source=maps.source, device=x.device.type)
+    return BottleneckResult(
+        **out,
+        input_source=maps.source,
+        device=x.device.type,
+        network=maps.network,
+        trained=None if trained is None else trained.reduction(maps),
+    )
 
 
 # ---------------------------------------------------------------- receptive field

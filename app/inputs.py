@@ -8,14 +8,22 @@ where they came from; sizes are checked against the settings before anything is 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from app import generators, uploads
 from app.config import Settings
-from app.errors import InvalidContent
+from app.errors import InvalidContent, excerpt
 from app.schemas.requests import InputSpec
+from app.schemas.responses import NetworkInput
+
+if TYPE_CHECKING:
+    from app.trained import PhotoFile, Trained
+
+# The generator name of a trained network's maps (app.trained makes them).
+NETWORK = "network"
 
 # InputSpec's fields that describe an uploaded file, with the value meaning "not given".
 _FILE_OPTIONS = {"layout": "auto", "features": "raw"}
@@ -27,8 +35,23 @@ class Maps:
 
     arr: np.ndarray  # (C, H, W) float32
     names: list[str]
-    source: str  # generator:NAME or file:FORMAT
+    source: str  # generator:NAME, file:FORMAT or network:NAME:PHOTO
     truth: dict[str, np.ndarray] = field(default_factory=dict)  # (H, W) bool masks
+    network: NetworkInput | None = None  # what the network saw, for its maps
+
+
+@dataclass(frozen=True)
+class Sources:
+    """What the server holds to make maps from, built once at startup: the cache of generated
+    maps and the trained network (None where a test or tool needs neither)."""
+
+    generated: generators.Cache | None = None
+    trained: Trained | None = None
+
+    def require_trained(self) -> Trained:
+        if self.trained is None:
+            raise RuntimeError("this app holds no trained network")  # a bug, not a request
+        return self.trained
 
 
 def is_capture(decoded: uploads.Decoded | None) -> bool:
@@ -50,15 +73,20 @@ def check_size(c: int, h: int, w: int, s: Settings, limit: int | None = None) ->
                 field=f"input.{name}",
                 code="over_limit",
             )
-    if c * h * w > s.max_values:
+    _check_values(c, h, w, s, limit)
+
+
+def _check_values(c: int, h: int, w: int, s: Settings, limit: int | None) -> None:
+    count = c * h * w
+    if count > s.max_values:
         raise InvalidContent(
-            f"The input has C·H·W = {c}·{h}·{w} = {c * h * w} values; the limit is "
+            f"The input has C·H·W = {c}·{h}·{w} = {count} values; the limit is "
             f"{s.max_values} (ONEBYONE_MAX_VALUES). Make it smaller.",
             field="input",
             code="over_limit",
         )
-    if limit is not None and c * h * w > limit:
-        raise over_experiment_limit("input (C·H·W)", c * h * w, limit, "input")
+    if limit is not None and count > limit:
+        raise over_experiment_limit("input (C·H·W)", count, limit, "input")
 
 
 def over_experiment_limit(what: str, count: int, limit: int, field: str) -> InvalidContent:
@@ -74,13 +102,31 @@ def load(
     spec: InputSpec,
     file: uploads.Decoded | None,
     s: Settings,
-    cache: generators.Cache | None = None,
+    sources: Sources | None = None,
     limit: int | None = None,
+    photo: PhotoFile | None = None,
 ) -> Maps:
     """The maps `spec` asks for, or those of the uploaded `file`; `limit` caps C·H·W (the
-    experiments do more per value), checked before anything is converted or generated."""
+    experiments do more per value), checked before anything is converted or generated.
+    `photo` is a photo sent for the network's maps."""
+    sources = sources or Sources()
+    if photo is not None and (spec.generator != NETWORK or file is not None):
+        raise InvalidContent(
+            'The file part "photo" is a photo for the network\'s maps: send it with '
+            '"input": {"generator": "network"} and no input file.',
+            field="photo",
+            code="needs_network",
+        )
     if file is not None:
         return _from_file(spec, file, s, limit)
+    for key in ("network", "photo", "layer"):
+        if spec.generator != NETWORK and getattr(spec, key) is not None:
+            raise InvalidContent(
+                f'input.{key} is a parameter of the network generator ("generator": '
+                f'"network"), not of {spec.generator}.',
+                field=f"input.{key}",
+                code="not_for_generator",
+            )
     for key, unset in _FILE_OPTIONS.items():
         if getattr(spec, key) != unset:
             raise InvalidContent(
@@ -90,6 +136,20 @@ def load(
                 field=f"input.{key}",
                 code="needs_file",
             )
+    if spec.generator == NETWORK:
+        # The network decides the size (up to the classifier's 1280 × 7 × 7): only the
+        # bounds on values apply, not those on each axis.
+        maps = sources.require_trained().seen(spec, photo).maps
+        c, h, w = maps.arr.shape
+        _check_values(c, h, w, s, limit)
+        return maps
+    if spec.generator not in generators.GENERATORS:
+        raise InvalidContent(
+            f"Unknown generator {excerpt(spec.generator)}; use one of: "
+            f"{', '.join([*generators.GENERATORS, NETWORK])}.",
+            field="input.generator",
+            code="unknown_name",
+        )
     info = generators.find(spec.generator)
     if spec.channels < info.min_channels:
         raise InvalidContent(
@@ -106,7 +166,7 @@ def load(
         spec.width,
         spec.seed,
         spec.generator_params(),
-        cache,
+        sources.generated,
     )
     return Maps(g.maps, g.channel_names, f"generator:{spec.generator}", g.truth)
 

@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import __version__, gate, generators, render
+from app import __version__, gate, generators, inputs, render, trained
 from app.config import Settings, get_settings
 from app.errors import Busy, OneByOneError, excerpt
 from app.experiments import warm_up
@@ -281,7 +281,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.gate = ComputeGate(
             settings.compute_slots, settings.queue_limit, settings.request_timeout_s
         )
-        app.state.generated = generators.Cache(settings.generator_cache_bytes)
+        app.state.sources = inputs.Sources(
+            generators.Cache(settings.generator_cache_bytes),
+            trained.Trained(
+                settings.mobilenet_v2_weights,
+                settings.network_cache_bytes,
+                settings.max_image_pixels,
+            ),
+        )
         try:
             yield
         finally:

@@ -147,13 +147,12 @@ def max_abs_difference(a: torch.Tensor, b: torch.Tensor) -> float:
     return max((float((ta - tb).abs_().max()) for (_, ta), (_, tb) in pairs), default=0.0)
 
 
-def channel_covariance(x: torch.Tensor) -> torch.Tensor:
-    """Scatter matrix of the centred channel vectors of a (C, H, W) map: (C, C), float64.
+def _centred(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The centred channel vectors of a (C, H, W) map, each channel divided by its own
+    largest |value| first: (C, N) float32 in [-2, 2], and the (C,) float64 scales.
 
-    Each channel is divided by its own largest |value| before it is centred, the product
-    runs in float32 on values in [-2, 2], and the scales come back in float64: any finite
-    input gives a finite matrix (activations of 1e30, or spanning ±3e38, included), and a
-    channel of ones next to one of 1e30 keeps its own variance.
+    Any finite input then gives finite products (activations of 1e30, or spanning ±3e38,
+    included), and a channel of ones next to one of 1e30 keeps its own variance.
     """
     c = x.shape[0]
     flat = x.reshape(c, -1)  # (C, N)
@@ -161,8 +160,42 @@ def channel_covariance(x: torch.Tensor) -> torch.Tensor:
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
     centred = flat / scale[:, None]  # (C, N), |values| ≤ 1
     centred -= centred.mean(dim=1, keepdim=True, dtype=torch.float64).to(flat.dtype)  # ≤ 2
-    s = scale.double()
+    return centred, scale.double()
+
+
+def channel_covariance(x: torch.Tensor) -> torch.Tensor:
+    """Scatter matrix of the centred channel vectors of a (C, H, W) map: (C, C), float64.
+
+    The product runs in float32 on values in [-2, 2] and the scales come back in float64
+    (`_centred`).
+    """
+    centred, s = _centred(x)
     return (centred @ centred.T).double() * (s[:, None] * s[None, :])
+
+
+def channel_spectrum(x: torch.Tensor) -> torch.Tensor:
+    """The eigenvalues of `channel_covariance(x)`, largest first, clamped at 0: (C,) float64.
+
+    With fewer pixels N than channels C (the classifier's 7×7×1280 input) the non-zero
+    ones come from the N×N Gram matrix of the same vectors: an eigendecomposition of
+    size N, not C (milliseconds, not half a second).
+    """
+    c = x.shape[0]
+    centred, s = _centred(x)
+    n = centred.shape[1]
+    if n >= c:
+        cov = (centred @ centred.T).double() * (s[:, None] * s[None, :])  # (C, C)
+        evals: torch.Tensor = torch.linalg.eigvalsh(cov)
+        return evals.clamp_min(0).flip(0)
+    m = centred.double() * s[:, None]  # (C, N)
+    small = torch.linalg.eigvalsh(m.T @ m).clamp_min(0).flip(0)  # (N,)
+    return torch.cat([small, small.new_zeros(c - n)])
+
+
+def best_variance_kept(spectrum: torch.Tensor, k: int) -> float:
+    """The share of the variance the best linear reduction to k channels keeps (PCA)."""
+    total = float(spectrum.sum())
+    return float(spectrum[:k].sum()) / total if total > 0 else 1.0
 
 
 def variance_kept(cov: torch.Tensor, weight: torch.Tensor) -> float:

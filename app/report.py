@@ -94,9 +94,12 @@ def layer_info(cmp: Comparison, echo_weights: int) -> LayerInfo:
     """
     info = dict(cmp.layer.info)
     weight, bias = cmp.layer.weight, cmp.layer.bias
-    if weight.shape[0] < cmp.x.shape[0] and "variance_kept" not in info:
-        cov = mixing.channel_covariance(cmp.x)
-        info["variance_kept"] = mixing.variance_kept(cov, weight)
+    k, c = weight.shape
+    if k < c:
+        # What K filters can keep at best (PCA's top K), and what these keep.
+        info["best_variance_kept"] = mixing.best_variance_kept(mixing.channel_spectrum(cmp.x), k)
+        if "variance_kept" not in info:
+            info["variance_kept"] = mixing.variance_kept(mixing.channel_covariance(cmp.x), weight)
     if weight.numel() <= echo_weights:
         info["weight"] = weight.cpu().tolist()
         info["bias"] = bias.cpu().tolist()
@@ -179,6 +182,7 @@ def build(
         ),
         layer=layer_info(cmp, echo_weights),
         truth=truth_scores(cmp),
+        network=cmp.network,
         heatmaps=heatmaps(cmp, heatmap_budget) if with_heatmaps else None,
         timings_ms={},
     )

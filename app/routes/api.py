@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from app import __version__, catalogue, compare, devices, montage, render, report
 from app.routes.admission import ComputeRoute
-from app.routes.deps import CacheDep, GateDep, SettingsDep, StrictQuery, answers
+from app.routes.deps import GateDep, SettingsDep, SourcesDep, StrictQuery, answers
 from app.routes.output import JSONResponse, file_response, json_bytes
 from app.routes.pipeline import BodyReader, Incoming, Parsed
 from app.schemas.catalogue import Catalogue
@@ -33,7 +33,10 @@ CompareBody = Annotated[
                 "weights": "(K, C) or (K, C, 1, 1) array, or a state dict with weight and "
                 "optional bias, or a whole checkpoint (name its layer in weights.layer)",
             },
-            required="input",
+            photos={
+                "photo": 'PNG or JPEG: a photo for "generator": "network" in place of a '
+                "built-in one",
+            },
             spec_example='{"input": {"layout": "chw"}, "device": "cpu"}',
         )
     ),
@@ -81,10 +84,11 @@ async def readyz(gate: GateDep) -> JSONResponse:
     tags=["compare"],
     responses=answers(Catalogue, errors=False),
 )
-def catalogue_endpoint(settings: SettingsDep) -> Catalogue:
+def catalogue_endpoint(settings: SettingsDep, sources: SourcesDep) -> Catalogue:
     """Generators, weight presets (each with parameters, defaults and limits), layouts,
-    devices, accepted files, formats, the page's scenarios and the server's limits."""
-    return catalogue.build(settings)
+    devices, accepted files, formats, the page's scenarios, the server's limits, and the
+    trained networks (with every 1×1 layer) and photos it ships."""
+    return catalogue.build(settings, sources.trained)
 
 
 @router.get(
@@ -94,9 +98,9 @@ def catalogue_endpoint(settings: SettingsDep) -> Catalogue:
     responses=answers(Catalogue, errors=False),
     deprecated=True,
 )
-def presets(settings: SettingsDep) -> Catalogue:
+def presets(settings: SettingsDep, sources: SourcesDep) -> Catalogue:
     """The catalogue under its first name; use /api/v1/catalogue."""
-    return catalogue.build(settings)
+    return catalogue.build(settings, sources.trained)
 
 
 @router.get(
@@ -127,7 +131,7 @@ def colormaps() -> Colormaps:
 )
 async def compare_endpoint(
     body: CompareBody,
-    cache: CacheDep,
+    sources: SourcesDep,
     format: Annotated[Format, Query(description="What to return.")] = "json",
     scale: Annotated[
         Literal["shared", "channel"],
@@ -165,8 +169,9 @@ async def compare_endpoint(
 ) -> Response:
     """Run ReLU-only and 1×1 conv + ReLU on the same feature maps.
 
-    Send JSON (a generator and weights), or multipart/form-data with an `input` file,
-    an optional `weights` file and an optional `spec` JSON part.
+    Send JSON (a generator and weights), or multipart/form-data with an `input` file (or a
+    `photo` for the network's maps), an optional `weights` file and an optional `spec` JSON
+    part.
     """
     montage.check_picture(channel, channels)
     settings, ticket = body.settings, body.ticket
@@ -175,7 +180,7 @@ async def compare_endpoint(
         ticket.token.check()
         # compare.run gets the only references to the decoded files, so a checkpoint's
         # other tensors are let go once its layer is built (docs/HARDENING.md, J).
-        cmp = compare.run(p.spec, settings, p.take("input"), p.take("weights"), cache)
+        cmp = compare.run(p.spec, settings, p.take("input"), p.take("weights"), sources, p.photo())
         ticket.token.check()
         t0 = time.perf_counter()
         stages: dict[str, float] = {}

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from fastapi import Depends, Request
 
-from app import generators
+from app import inputs
 from app.config import Settings
 from app.errors import InvalidContent, excerpt
 from app.gate import ComputeGate
@@ -35,13 +35,14 @@ async def get_gate(request: Request) -> ComputeGate:
 GateDep = Annotated[ComputeGate, Depends(get_gate)]
 
 
-async def get_generated(request: Request) -> generators.Cache:
-    """The cache of generated maps this process keeps (ONEBYONE_GENERATOR_CACHE_BYTES)."""
-    cache: generators.Cache = request.app.state.generated
-    return cache
+async def get_sources(request: Request) -> inputs.Sources:
+    """What this process makes maps from: the generated maps' cache
+    (ONEBYONE_GENERATOR_CACHE_BYTES) and the trained network with its photos' cache."""
+    sources: inputs.Sources = request.app.state.sources
+    return sources
 
 
-CacheDep = Annotated[generators.Cache, Depends(get_generated)]
+SourcesDep = Annotated[inputs.Sources, Depends(get_sources)]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}

@@ -12,7 +12,7 @@ from fastapi.responses import Response, StreamingResponse
 from app import experiments, inputs
 from app.errors import Cancelled, OneByOneError
 from app.routes.admission import ComputeRoute
-from app.routes.deps import CacheDep, StrictQuery, answers
+from app.routes.deps import SourcesDep, StrictQuery, answers
 from app.routes.output import JSONResponse, sse
 from app.routes.pipeline import BodyReader, Incoming, Parsed
 from app.schemas.requests import BottleneckRequest, FitRequest, ReceptiveFieldRequest
@@ -55,7 +55,7 @@ _STREAM = {
 @router.post("/fit", response_model=FitResult, responses=answers(FitResult, _STREAM))
 async def fit(
     body: FitBody,
-    cache: CacheDep,
+    sources: SourcesDep,
     stream: Annotated[
         bool, Query(description="Stream progress as Server-Sent Events (also by Accept).")
     ] = False,
@@ -71,7 +71,7 @@ async def fit(
     def prepare(p: Parsed[FitRequest]) -> experiments.FitJob:
         # Before any stream starts, so an impossible request still gets its 4xx.
         return experiments.prepare_fit(
-            p.spec, p.take("input"), p.take("target"), body.settings, cache
+            p.spec, p.take("input"), p.take("target"), body.settings, sources
         )
 
     job = await body.run(prepare)
@@ -126,7 +126,7 @@ async def _fit_events(body: Incoming[FitRequest], job: experiments.FitJob) -> As
 
 
 @router.post("/bottleneck", response_model=BottleneckResult, responses=answers(BottleneckResult))
-async def bottleneck(body: BottleneckBody, cache: CacheDep) -> Response:
+async def bottleneck(body: BottleneckBody, sources: SourcesDep) -> Response:
     """Variance kept by the best linear reduction to K channels, for every K, and its cost.
 
     Each row compares a 1×1 reduce C→K followed by a kernel×kernel conv K→out_channels
@@ -134,9 +134,9 @@ async def bottleneck(body: BottleneckBody, cache: CacheDep) -> Response:
     """
 
     def job(p: Parsed[BottleneckRequest]) -> BottleneckResult:
-        maps = inputs.load(p.spec.input, p.take("input"), body.settings, cache)
+        maps = inputs.load(p.spec.input, p.take("input"), body.settings, sources)
         body.ticket.token.check()
-        return experiments.run_bottleneck(p.spec, maps)
+        return experiments.run_bottleneck(p.spec, maps, sources)
 
     return JSONResponse(await body.run(job))
 
@@ -146,13 +146,13 @@ async def bottleneck(body: BottleneckBody, cache: CacheDep) -> Response:
     response_model=ReceptiveFieldResult,
     responses=answers(ReceptiveFieldResult),
 )
-async def receptive_field(body: ReceptiveFieldBody, cache: CacheDep) -> Response:
+async def receptive_field(body: ReceptiveFieldBody, sources: SourcesDep) -> Response:
     """Who sees the neighbours? One input pixel changed under a 1×1 and a 3×3 conv, and the
     edges that a 3×3 layer finds and no 1×1 layer can."""
     s = body.settings
 
     def job(p: Parsed[ReceptiveFieldRequest]) -> ReceptiveFieldResult:
-        maps = inputs.load(p.spec.input, p.take("input"), s, cache, s.max_experiment_values)
+        maps = inputs.load(p.spec.input, p.take("input"), s, sources, s.max_experiment_values)
         return experiments.run_receptive_field(p.spec, maps, s, body.ticket.token.check)
 
     return JSONResponse(await body.run(job))

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from fastapi import FastAPI, Request
 from pydantic import BaseModel
 
-from app import uploads
+from app import trained, uploads
 from app.config import Settings
 from app.errors import InvalidContent
 from app.gate import Ticket
@@ -70,11 +70,15 @@ class Parsed(Generic[M]):
     spec: M
     files: dict[str, uploads.Decoded | None]
     decode_ms: float
+    photos: dict[str, trained.PhotoFile | None] = field(default_factory=dict)
 
     def take(self, name: str) -> uploads.Decoded | None:
         """Part `name`'s decoded file, handed over: the request keeps no reference to it, so
         a checkpoint's other tensors can be let go once its layer is built."""
         return self.files.pop(name, None)
+
+    def photo(self, name: str = "photo") -> trained.PhotoFile | None:
+        return self.photos.get(name)
 
 
 class Incoming(Generic[M]):
@@ -111,19 +115,22 @@ class Incoming(Generic[M]):
 
 class BodyReader(Generic[M]):
     """A compute route's body: its request model, its file parts (name → what they hold),
-    the part a multipart body must carry, and whether a JSON body is taken at all."""
+    its photo parts (PNG or JPEG for the network), the part a multipart body must carry,
+    and whether a JSON body is taken at all."""
 
     def __init__(
         self,
         model: type[M],
         files: Mapping[str, str] | None = None,
         *,
+        photos: Mapping[str, str] | None = None,
         required: str | None = None,
         json: bool = True,
         spec_example: str = '{"device": "cpu"}',
     ) -> None:
         self.model = model
         self.files = dict(files or {})
+        self.photos = dict(photos or {})
         self.required = required
         self.json = json
         self.spec_example = spec_example
@@ -138,8 +145,9 @@ class BodyReader(Generic[M]):
         """The spec and its decoded files (None where a part is absent)."""
         started = time.perf_counter()
         files: dict[str, uploads.Decoded | None] = dict.fromkeys(self.files)
+        photos: dict[str, trained.PhotoFile | None] = dict.fromkeys(self.photos)
         if body.kind == "multipart":
-            spec = self._multipart(body, files, settings)
+            spec = self._multipart(body, files, photos, settings)
         elif self.required is not None and not self.json:
             raise InvalidContent(
                 f"Send multipart/form-data with the file in a part named {self.required!r} "
@@ -151,14 +159,19 @@ class BodyReader(Generic[M]):
             spec = parse_spec(self.model, body.spool.read(), "JSON body", settings.max_json_values)
         else:
             spec = self.model()  # nothing sent: every default
-        return Parsed(spec, files, (time.perf_counter() - started) * 1e3)
+        return Parsed(spec, files, (time.perf_counter() - started) * 1e3, photos)
 
     def _multipart(
-        self, body: Body, files: dict[str, uploads.Decoded | None], settings: Settings
+        self,
+        body: Body,
+        files: dict[str, uploads.Decoded | None],
+        photos: dict[str, trained.PhotoFile | None],
+        settings: Settings,
     ) -> M:
         parts: dict[str, multipart.Part] = {}
+        allowed = {*self.files, *self.photos, "spec"}
         try:
-            multipart.split(body, parts, {*self.files, "spec"}, settings.max_spec_bytes)
+            multipart.split(body, parts, allowed, settings.max_spec_bytes)
             if self.required and self.required not in parts:
                 raise InvalidContent(
                     f"The multipart body needs a file part named {self.required!r}.",
@@ -171,6 +184,11 @@ class BodyReader(Generic[M]):
             spec = parse_spec(self.model, spec_text, "spec part", settings.max_json_values)
             for name in self.files:
                 files[name] = _decode(parts.get(name), name, settings)
+            for name in self.photos:
+                if (data := _file_bytes(parts.get(name), name)) is not None:
+                    photos[name] = trained.read_photo(
+                        data, parts[name].filename, settings.max_image_pixels
+                    )
         finally:
             for part in parts.values():
                 part.data.close()
@@ -186,7 +204,7 @@ class BodyReader(Generic[M]):
             }
         props: dict[str, Any] = {
             part: {"type": "string", "format": "binary", "description": text}
-            for part, text in self.files.items()
+            for part, text in {**self.files, **self.photos}.items()
         }
         props["spec"] = {
             "type": "string",
@@ -201,7 +219,8 @@ class BodyReader(Generic[M]):
         return {"requestBody": {"required": not self.json, "content": content}}
 
 
-def _decode(part: multipart.Part | None, name: str, settings: Settings) -> uploads.Decoded | None:
+def _file_bytes(part: multipart.Part | None, name: str) -> bytearray | None:
+    """A file part's bytes (None when it was not sent); the part lets go of them."""
     if part is None:
         return None
     if part.filename is None:
@@ -212,6 +231,13 @@ def _decode(part: multipart.Part | None, name: str, settings: Settings) -> uploa
         )
     data = part.data.read()
     part.data.close()  # its bytes are in `data` now
+    return data
+
+
+def _decode(part: multipart.Part | None, name: str, settings: Settings) -> uploads.Decoded | None:
+    data = _file_bytes(part, name)
+    if data is None or part is None:
+        return None
     return uploads.decode(
         data,
         name,

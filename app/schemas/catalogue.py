@@ -91,6 +91,52 @@ class CheckpointControls(BaseModel):
     eps: Param = Field(description="weights.eps, the folded batch norm's epsilon.")
 
 
+class NetworkLayer(BaseModel):
+    """One 1×1 layer of a trained network."""
+
+    name: str = Field(description="Its module name: input.layer and weights.layer take it.")
+    out_channels: int = Field(description="K")
+    in_channels: int = Field(description="C")
+    batchnorm: str | None = Field(description="The batch norm right after it (folded by auto).")
+    activation: Literal["relu6", "none"] = Field(
+        description="What the network applies after that batch norm: relu6, or none (a linear "
+        "bottleneck's projection, the classifier)."
+    )
+    size: list[int] = Field(description="(H, W) of its input for a 224×224 photo.")
+    role: str = Field(description="expand, project, last or classifier.")
+    block: int | None = Field(description="n of features.n; null for the classifier.")
+
+
+class NetworkEntry(BaseModel):
+    """A trained network the server ships."""
+
+    name: str
+    title: str
+    file: str = Field(description="Its weights file and that file's sha256.")
+    available: bool = Field(description="Whether the weights are installed and right.")
+    detail: str | None = Field(description="When not available: why, and how to install them.")
+    preprocessing: str = Field(description="What is done to a photo before the network.")
+    default_layer: str = Field(description="input.layer when none is given.")
+    layers: list[NetworkLayer] = Field(
+        description="Its 1×1 layers in the order it runs them (none when not available)."
+    )
+    classes: list[str] = Field(
+        description="ImageNet's classes by index, as weights.classes names them."
+    )
+
+
+class PhotoEntry(BaseModel):
+    """A real photograph the server ships (from an installed package)."""
+
+    name: str = Field(description="What input.photo takes.")
+    shows: str = Field(description="What it shows.")
+    source: str = Field(description="The package and file it comes from.")
+    credit: str = Field(description="Who took it.")
+    licence: str
+    available: bool = Field(description="Whether its file is installed and right.")
+    detail: str | None = Field(description="When not available: why, and how to install it.")
+
+
 class Catalogue(Documented):
     """Everything a client needs to build requests: the one source the page reads."""
 
@@ -110,6 +156,11 @@ class Catalogue(Documented):
     checkpoint: CheckpointControls = Field(
         description="A whole checkpoint as the weights file: listing its layers, batch norm, eps."
     )
+    networks: dict[str, NetworkEntry] = Field(
+        description="The trained networks the server ships: generator network's maps and "
+        "weights.network's layers come from them."
+    )
+    photos: dict[str, PhotoEntry] = Field(description="The real photos the server ships.")
 
     EXAMPLE: ClassVar[dict[str, Any]] = {
         "generators": {
@@ -162,5 +213,40 @@ class Catalogue(Documented):
             "layers_endpoint": "/api/v1/checkpoints/layers",
             "batchnorm": [{"id": "auto", "label": "fold the batch norm that follows it"}],
             "eps": {"type": "float", "default": 1e-5, "min": None, "max": 1.0},
+        },
+        "networks": {
+            "mobilenet_v2": {
+                "name": "mobilenet_v2",
+                "title": "MobileNetV2, trained on ImageNet-1k (torchvision's weights)",
+                "file": "mobilenet_v2-b0353104.pth, sha256 b0353104…",
+                "available": True,
+                "detail": None,
+                "preprocessing": "shorter side resized to 256 (bilinear, antialiased), …",
+                "default_layer": "features.7.conv.0.0",
+                "layers": [
+                    {
+                        "name": "features.7.conv.0.0",
+                        "out_channels": 192,
+                        "in_channels": 32,
+                        "batchnorm": "features.7.conv.0.1",
+                        "activation": "relu6",
+                        "size": [28, 28],
+                        "role": "expand",
+                        "block": 7,
+                    }
+                ],
+                "classes": ["tench", "goldfish", "…"],
+            }
+        },
+        "photos": {
+            "chelsea": {
+                "name": "chelsea",
+                "shows": "Chelsea the cat, a tabby, lying down",
+                "source": "scikit-image: skimage/data/chelsea.png",
+                "credit": "Stefan van der Walt, for scikit-image's sample data",
+                "licence": "CC0 (no copyright restrictions)",
+                "available": True,
+                "detail": None,
+            }
         },
     }

@@ -21,6 +21,8 @@ HARD_CHANNELS = 65536
 Device = Literal["auto", "cpu", "cuda", "mps"]
 # How an uploaded array's axes are ordered.
 Layout = Literal["auto", "chw", "hwc", "nchw", "nhwc"]
+# An ImageNet class by name (any synonym) or index.
+ClassName = Annotated[str, Field(max_length=200)] | int
 # A list of numbers in a request: its first bad item is the error (fail_fast), so a million
 # wrong items cost one error, not a million (pydantic builds each, ~1 KB and 14 µs apiece).
 Floats = Annotated[list[float], Field(fail_fast=True)]
@@ -34,7 +36,11 @@ class InputSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    generator: str = Field(default="catdog", description="One of GET /api/v1/presets' generators.")
+    generator: str = Field(
+        default="catdog",
+        description='One of GET /api/v1/catalogue\'s generators, or "network": the input of a '
+        "trained network's 1×1 layer when it sees a photo.",
+    )
     height: int = Field(default=28, ge=1, le=HARD_SIDE)
     width: int = Field(default=28, ge=1, le=HARD_SIDE)
     channels: int = Field(default=4, ge=1, le=HARD_CHANNELS)
@@ -51,6 +57,25 @@ class InputSpec(BaseModel):
         default="raw",
         description="For uploaded RGB images: the colour channels as they are (raw), or 9 "
         "early-vision feature maps from the fixed filter bank (filterbank).",
+    )
+    network: str | None = Field(
+        default=None,
+        max_length=100,
+        description='generator "network": the trained network (default mobilenet_v2; '
+        "GET /api/v1/catalogue lists networks, their layers and photos).",
+    )
+    photo: str | None = Field(
+        default=None,
+        max_length=100,
+        description='generator "network": a built-in photo (default chelsea); a multipart '
+        'file part "photo" (PNG or JPEG) stands in for it.',
+    )
+    layer: str | None = Field(
+        default=None,
+        max_length=100,
+        description='generator "network": the 1×1 layer whose input the maps are (default '
+        "features.7.conv.0.0, block 7's expand).",
+        examples=["features.7.conv.0.0", "classifier.1"],
     )
 
     def generator_params(self) -> dict[str, Any]:
@@ -104,6 +129,26 @@ class WeightsSpec(BaseModel):
         le=1,
         description="The folded batch norm's epsilon; state dicts do not store it (PyTorch's "
         "default 1e-5; GoogLeNet's and Inception v3's batch norms use 1e-3).",
+    )
+    network: str | None = Field(
+        default=None,
+        max_length=100,
+        description="A trained network's layer as the weights (mobilenet_v2): `layer` names it "
+        "(default: the input's layer, when the input is the network's) and `batchnorm` folds "
+        "the batch norm after it, exactly as for an uploaded checkpoint.",
+    )
+    classes: Annotated[list[ClassName], Field(min_length=1, max_length=16)] | None = Field(
+        default=None,
+        description="With the network's classifier.1: only these ImageNet classes' filters "
+        "(names, any synonym, or indices), in this order: their class activation maps.",
+        examples=[["Egyptian cat", "tabby"]],
+    )
+    minus: ClassName | None = Field(
+        default=None,
+        description="With `classes`: subtract this class's filter and bias from each of them. "
+        "W[Egyptian cat] − W[golden retriever] is positive where the network sees more cat "
+        "than dog.",
+        examples=["golden retriever"],
     )
 
 

@@ -201,6 +201,45 @@ class LayerInfo(BaseModel):
         description='The batch norm that follows the layer by name (what "auto" folds), '
         "folded or not; null when none is found.",
     )
+    best_variance_kept: float | None = Field(
+        default=None,
+        description="K < C: the variance the best linear reduction to K channels keeps (PCA's "
+        "top-K share), the most any K filters can: variance_kept measured against it.",
+    )
+    network: str | None = Field(
+        default=None, description="A trained network's layer: the network (mobilenet_v2)."
+    )
+    activation: Literal["relu6", "none"] | None = Field(
+        default=None,
+        description="A trained network's layer: what the network applies after it (relu6, or "
+        "none for a linear bottleneck and the classifier), where this page applies ReLU.",
+    )
+    classes: list[str] | None = Field(
+        default=None, description="The classifier's filters kept (weights.classes), by name."
+    )
+    minus: str | None = Field(
+        default=None, description="The class whose filter was subtracted (weights.minus)."
+    )
+
+
+class Prediction(BaseModel):
+    index: int = Field(description="The ImageNet class index, 0 … 999.")
+    name: str = Field(description="Its name.")
+    probability: float = Field(description="Softmax of the network's logits.")
+
+
+class NetworkInput(BaseModel):
+    """Where a network's maps come from: which photo, through which preprocessing, at which
+    layer, and what the network makes of the photo."""
+
+    network: str = Field(description="mobilenet_v2")
+    photo: str = Field(description="A built-in photo's name, or upload:FILENAME.")
+    layer: str = Field(description="The 1×1 layer whose input these maps are.")
+    activation: Literal["relu6", "none"] = Field(
+        description="What the network applies after that layer (relu6, or none)."
+    )
+    preprocessing: str = Field(description="What was done to the photo before the network.")
+    top5: list[Prediction] = Field(description="The network's five most likely classes.")
 
 
 class BestChannel(BaseModel):
@@ -263,6 +302,9 @@ class CompareReport(Documented):
         default_factory=dict,
         description="For each ground-truth mask the generator knows, how well the best "
         "channel of each path marks it with output > 0.",
+    )
+    network: NetworkInput | None = Field(
+        default=None, description="For a trained network's maps (generator network)."
     )
     heatmaps: Heatmaps | None = Field(default=None, description="Absent with heatmaps=false.")
     timings_ms: dict[str, float] = Field(
@@ -447,6 +489,17 @@ class BottleneckRow(BaseModel):
     macs: int
 
 
+class TrainedReduction(BaseModel):
+    """The trained layer that reads these maps, placed on the curve."""
+
+    layer: str = Field(description="Its name.")
+    k: int = Field(description="Its out_channels, K.")
+    variance_kept: float = Field(
+        description="The input variance inside the span of its K filters (what a best linear "
+        "read-out from its outputs recovers), against the curve's best at that K."
+    )
+
+
 class BottleneckResult(Documented):
     input_source: str
     device: str
@@ -455,6 +508,13 @@ class BottleneckResult(Documented):
     out_channels: int
     direct: LayerCost = Field(description="The kernel×kernel conv C→out alone.")
     rows: list[BottleneckRow] = Field(description="One row for every k from 1 to C.")
+    network: NetworkInput | None = Field(
+        default=None, description="For a trained network's maps (generator network)."
+    )
+    trained: TrainedReduction | None = Field(
+        default=None,
+        description="For a trained network's maps: the layer that reads them, at its own K.",
+    )
 
     EXAMPLE: ClassVar[dict[str, Any]] = {
         "input_source": "generator:smooth",
