@@ -49,8 +49,10 @@ class Comparison:
         }
 
 
-def _check_layer_size(k: int, c: int, h: int, w: int, s: Settings) -> None:
-    if k > s.max_out_channels:
+def _check_layer_size(k: int, c: int, h: int, w: int, s: Settings, *, network: bool) -> None:
+    """K within ONEBYONE_MAX_OUT_CHANNELS (a network's layer has its own, up to 1280), and
+    the output's values and the multiply-adds within their limits."""
+    if k > s.max_out_channels and not network:
         raise InvalidContent(
             f"K = {k} filters; the limit is {s.max_out_channels} (ONEBYONE_MAX_OUT_CHANNELS).",
             field="weights",
@@ -116,7 +118,7 @@ def run(
         if layer_from_input:
             weights_file = input_file
         k = weights.planned_k(spec, c, weights_file)
-    _check_layer_size(k, c, h, w, s)
+    _check_layer_size(k, c, h, w, s, network=spec.network is not None)
     with torch.inference_mode():
         x = torch.from_numpy(maps.arr).to(device)  # (C, H, W)
         if spec.network is not None:

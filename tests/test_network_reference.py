@@ -24,7 +24,9 @@ import numpy as np
 import PIL
 import pytest
 
-from app import imagenet, network, photos, pretrained
+from app import compare, imagenet, inputs, network, photos, pretrained, trained
+from app.config import Settings
+from app.schemas.requests import CompareRequest
 
 pytestmark = pytest.mark.reference
 
@@ -155,3 +157,37 @@ def test_every_1x1_input_logits_and_top5_equal_torchvisions(
     np.testing.assert_allclose(pooled, theirs["classifier.1.pooled"], rtol=0, atol=1e-5)
     assert np.abs(acts.logits - theirs["logits"]).max() <= 1e-4
     assert [p.index for p in acts.top5] == list(np.argsort(-theirs["logits"], kind="stable")[:5])
+
+
+@pytest.fixture(scope="module")
+def held() -> trained.Trained:
+    return trained.Trained(None, 64 * 1024 * 1024, MAX_PIXELS)
+
+
+@pytest.mark.parametrize("layer", [layer.name for layer in network.load(None).layers])
+def test_weights_network_compute_what_torchvision_computes_at_every_layer(
+    layer: str, held: trained.Trained, reference: dict[str, Any]
+) -> None:
+    """The layer as trained, batch norm folded (weights.network, batchnorm auto), on its
+    input from the photo (generator network): W·x + b is the network's own batch norm
+    output there, and for the classifier the mean over the pixels is the logits."""
+    req = CompareRequest.model_validate(
+        {
+            "input": {"generator": "network", "photo": "chelsea", "layer": layer},
+            "weights": {"network": "mobilenet_v2"},
+            "device": "cpu",
+        }
+    )
+    cmp = compare.run(req, Settings(), sources=inputs.Sources(trained=held))
+    pre = cmp.paths.pre_activation.numpy()  # (K, H, W)
+    theirs = reference["chelsea"]
+    np.testing.assert_array_equal(cmp.x.numpy(), theirs[layer])
+    if layer == network.CLASSIFIER:
+        logits = pre.astype(np.float64).mean(axis=(1, 2))  # (1000,)
+        assert np.abs(logits - theirs["logits"]).max() <= 1e-4
+        assert cmp.layer.info["batchnorm"] is None
+    else:
+        ref = theirs[f"{layer}.bn_out"]
+        scale = max(1.0, float(np.abs(ref).max()))
+        assert pre.shape == ref.shape
+        assert np.abs(pre - ref).max() <= 1e-4 * scale, layer

@@ -10,7 +10,8 @@ the input of every 1×1 layer as torchvision's module hooks see it, `(C, H, W)` 
 the module's name; `classifier.1` as the 7×7×1280 map the pooling averages (the
 classifier applied at every pixel is the 1×1 layer); `classifier.1.pooled`, what the
 Linear layer itself receives; `preprocessed`, torchvision's transform of the photo; and
-`logits`. OUT_DIR/layers.json describes each 1×1 layer from torchvision's module tree:
+`logits`; and `NAME.bn_out` for each 1×1 conv followed by a batch norm, that batch
+norm's output (what the network computes there, before its ReLU6). OUT_DIR/layers.json describes each 1×1 layer from torchvision's module tree:
 its channels, the module after it (batch norm or none), the activation after that, and
 the map size its hook saw; and torchvision's names of the 1000 classes. It imports
 nothing from onebyone.
@@ -86,6 +87,17 @@ def main(argv: list[str]) -> None:
 
     model.features.register_forward_hook(features_out)
     layers = describe(model)
+    modules = dict(model.named_modules())
+
+    def keep_output(name: str) -> Callable[[nn.Module, Any, torch.Tensor], None]:
+        def hook(module: nn.Module, args: Any, output: torch.Tensor) -> None:
+            seen[f"{name}.bn_out"] = output[0].detach().numpy().copy()  # (K, H, W)
+
+        return hook
+
+    for layer in layers:
+        if layer["batchnorm"] is not None:
+            modules[layer["batchnorm"]].register_forward_hook(keep_output(layer["name"]))
     for path in photos:
         seen.clear()
         image = Image.fromarray(np.load(path, allow_pickle=False))  # (H, W, 3) uint8: RGB
