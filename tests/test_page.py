@@ -241,9 +241,8 @@ PURE_SETUP = """
     const e = await import('/static/js/errors.js');
     const st = await import('/static/js/story.js');
     const cat = await (await fetch('/api/v1/catalogue')).json();
-    const f32 = new Float32Array(values);
-    const b64 = btoa(String.fromCharCode(...new Uint8Array(f32.buffer)));
-    const hm = h.fromValues({shape: [1, 2, 2], data: b64});
+    const enc = (xs) => btoa(String.fromCharCode(...new Uint8Array(new Float32Array(xs).buffer)));
+    const hm = h.fromValues({shape: [1, 2, 2], data: enc(values)});
     const lut = new Uint8Array(768);
     for (let i = 0; i < 256; i++) lut.set([i, 255 - i, 7], 3 * i);
     const first = cat.scenarios[0];
@@ -282,6 +281,26 @@ PURE = [
             "diverging": True,
         },
         id="scaleFor",
+    ),
+    # Both ReLU outputs from the two arrays sent, and their difference where K = C.
+    pytest.param(
+        """(() => {
+            const m = h.panelMaps({input: {shape: [1, 2, 2], data: enc(values)}, masks: {},
+                                   pre_activation: {shape: [1, 2, 2], data: enc(values.map((v) => 1 - v))}, height: 2, width: 2});
+            return [Object.keys(m), Array.from(m.conv_relu.values), Array.from(m.difference.values)];
+        })()""",
+        [
+            ["input", "pre_activation", "relu_only", "conv_relu", "difference"],
+            np.maximum(1 - VALUES, 0).tolist(),
+            (np.maximum(1 - VALUES, 0) - np.maximum(VALUES, 0)).tolist(),
+        ],
+        id="panelMaps",
+    ),
+    pytest.param(
+        """h.weightsOf({shapes: {weight: [2, 2]},
+                     heatmaps: {weight: {shape: [2, 2], data: enc(values)}, bias: {shape: [2], data: enc([0.5, -3])}}})""",
+        {"matrix": VALUES.reshape(2, 2).tolist(), "bias": [0.5, -3.0]},
+        id="weightsOf",
     ),
     pytest.param(
         "[-6, 0, 9].map((v) => h.colourIndex(v, -6, 6))",

@@ -2,7 +2,7 @@
 // at once, and the request runs after a pause for typing. One comparison (or experiment) and
 // one checkpoint listing are in flight at most: the latest request of each wins.
 
-import { Latest, asApiError, post, requestBody } from "./api.js";
+import { Latest, post, requestBody } from "./api.js";
 import { MATRIX, parseNumber } from "./controls.js";
 import { clearErrors } from "./errors.js";
 import { VIEWS } from "./experiments.js";
@@ -312,9 +312,8 @@ export function controller(state) {
     } catch (err) {
       net.reading = null;
       stop(); // a compare in flight must not cover this refusal
-      const e = asApiError(err);
       // Only the checkpoint went with this request: an error without a field is about it.
-      state.error = { status: e.status, detail: e.detail, field: e.field || "weights", code: e.code };
+      state.error = { status: err.status, detail: err.detail, field: err.field || "weights", code: err.code };
       syncSettings(state, on);
       fail(state.error);
       return;

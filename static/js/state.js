@@ -10,6 +10,7 @@ import { matrixFitted } from "./story.js";
 /** @typedef {{scenarios: Scenario[], generators: object, weight_presets: object, experiments: object}} Catalogue */
 /** @typedef {{scale: "shared"|"channel", extra: boolean}} View */
 
+/** Where a comparison goes; every other endpoint a scenario names is an experiment. */
 export const COMPARE = "/api/v1/compare";
 /** Weight grids up to GRID_MAX × GRID_MAX are editable cell by cell. */
 export const GRID_MAX = 16;
