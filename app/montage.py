@@ -37,12 +37,22 @@ if TYPE_CHECKING:
 ScaleMode = Literal["shared", "channel"]
 PanelName = Literal["input", "relu_only", "pre_activation", "conv_relu", "difference"]
 
+# The one definition of each panel's title: the PNG heads its panels with it, and the page its
+# columns (routes/pages.py hands both dicts to the page). PANEL_SHORT captions a tile where the
+# page is too narrow for the column heads (a phone).
 PANELS: dict[str, str] = {
-    "input": "input x",
+    "input": "Input x",
     "relu_only": "ReLU-only: relu(x)",
-    "pre_activation": "pre-activation: W·x + b",
+    "pre_activation": "Pre-activation: W·x + b",
     "conv_relu": "1×1 conv + ReLU: relu(W·x + b)",
-    "difference": "difference: relu(W·x + b) − relu(x)",
+    "difference": "Difference: relu(W·x + b) − relu(x)",
+}
+PANEL_SHORT: dict[str, str] = {
+    "input": "x",
+    "relu_only": "relu(x)",
+    "pre_activation": "Wx+b",
+    "conv_relu": "relu(Wx+b)",
+    "difference": "relu(Wx+b) − relu(x)",
 }
 DEFAULT_PANELS: tuple[PanelName, ...] = ("input", "relu_only", "conv_relu")
 

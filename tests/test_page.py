@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -227,70 +228,172 @@ def test_page_is_served_with_a_strict_csp(server: str) -> None:
     assert r.headers["x-content-type-options"] == "nosniff"
 
 
-def test_pure_js_functions_match_numpy(page: Page) -> None:
-    page.open()
-    got = page.page.evaluate(
-        """async () => {
-            const h = await import('/static/js/heatmap.js');
-            const s = await import('/static/js/state.js');
-            const p = await import('/static/js/plot.js');
-            const c = await import('/static/js/controls.js');
-            const st = await import('/static/js/story.js');
-            const cat = await (await fetch('/api/v1/catalogue')).json();
-            const f32 = new Float32Array([-2, 0.5, 6, -0.25]);
-            const b64 = btoa(String.fromCharCode(...new Uint8Array(f32.buffer)));
-            const hm = h.fromValues({shape: [1, 2, 2], data: b64});
-            const lut = new Uint8Array(768); for (let i = 0; i < 256; i++) lut.set([i, 255 - i, 7], 3 * i);
+# The page's pure functions, each called in the browser on its own and checked against numpy
+# (or the text it must write), so that one failing function hides no other. In PURE_SETUP `hm`
+# is one channel holding VALUES as (1, 2, 2), `lut` maps entry i to (i, 255 − i, 7), and `cat`
+# is the catalogue.
+VALUES = np.array([-2, 0.5, 6, -0.25], dtype=np.float32)
+PURE_SETUP = """
+    const h = await import('/static/js/heatmap.js');
+    const s = await import('/static/js/state.js');
+    const p = await import('/static/js/plot.js');
+    const c = await import('/static/js/controls.js');
+    const e = await import('/static/js/errors.js');
+    const st = await import('/static/js/story.js');
+    const cat = await (await fetch('/api/v1/catalogue')).json();
+    const enc = (xs) => btoa(String.fromCharCode(...new Uint8Array(new Float32Array(xs).buffer)));
+    const hm = h.fromValues({shape: [1, 2, 2], data: enc(values)});
+    const lut = new Uint8Array(768);
+    for (let i = 0; i < 256; i++) lut.set([i, 255 - i, 7], 3 * i);
+    const first = cat.scenarios[0];
+"""
+
+
+def _colour_index(v: Any, lo: float, hi: float) -> np.ndarray:
+    """The colour map entry of each value on [lo, hi]: 256 steps, clipped."""
+    t = (np.asarray(v, dtype=np.float64) - lo) / (hi - lo) * 255
+    return np.clip(np.rint(t), 0, 255).astype(int)
+
+
+def _painted(values: np.ndarray) -> list[int]:
+    """RGBA bytes of a signed channel through `lut`: diverging, symmetric about 0."""
+    m = float(np.abs(values).max())
+    i = _colour_index(values, -m, m)
+    rgba = np.stack([i, 255 - i, np.full_like(i, 7), np.full_like(i, 255)], axis=1)  # (4, 4)
+    return [int(v) for v in rgba.ravel()]
+
+
+PURE = [
+    pytest.param(
+        "[0, 1, 2, 3].map((i) => h.valueAt(hm, 0, i >> 1, i & 1))",
+        VALUES.tolist(),
+        id="fromValues-and-valueAt",
+    ),
+    pytest.param("Array.from(h.relu(hm).values)", np.maximum(VALUES, 0).tolist(), id="relu"),
+    pytest.param(
+        "[hm.lo, hm.hi]", [[float(VALUES.min())], [float(VALUES.max())]], id="channel-range"
+    ),
+    pytest.param(
+        "h.scaleFor(hm.lo, hm.hi, 'shared', 0)",
+        {
+            "min": -float(np.abs(VALUES).max()),
+            "max": float(np.abs(VALUES).max()),
+            "diverging": True,
+        },
+        id="scaleFor",
+    ),
+    # Both ReLU outputs from the two arrays sent, and their difference where K = C.
+    pytest.param(
+        """(() => {
+            const m = h.panelMaps({input: {shape: [1, 2, 2], data: enc(values)}, masks: {},
+                                   pre_activation: {shape: [1, 2, 2], data: enc(values.map((v) => 1 - v))}, height: 2, width: 2});
+            return [Object.keys(m), Array.from(m.conv_relu.values), Array.from(m.difference.values)];
+        })()""",
+        [
+            ["input", "pre_activation", "relu_only", "conv_relu", "difference"],
+            np.maximum(1 - VALUES, 0).tolist(),
+            (np.maximum(1 - VALUES, 0) - np.maximum(VALUES, 0)).tolist(),
+        ],
+        id="panelMaps",
+    ),
+    pytest.param(
+        """h.weightsOf({shapes: {weight: [2, 2]},
+                     heatmaps: {weight: {shape: [2, 2], data: enc(values)}, bias: {shape: [2], data: enc([0.5, -3])}}})""",
+        {"matrix": VALUES.reshape(2, 2).tolist(), "bias": [0.5, -3.0]},
+        id="weightsOf",
+    ),
+    pytest.param(
+        "[-6, 0, 9].map((v) => h.colourIndex(v, -6, 6))",
+        _colour_index([-6, 0, 9], -6, 6).tolist(),
+        id="colourIndex",
+    ),
+    pytest.param(
+        """(() => {
             const rgba = new Uint8ClampedArray(16);
-            const scale = h.scaleFor(hm.lo, hm.hi, 'shared', 0);
-            h.paintChannel(rgba, hm, 0, scale, lut);
-            const first = cat.scenarios[0];
+            h.paintChannel(rgba, hm, 0, h.scaleFor(hm.lo, hm.hi, 'shared', 0), lut);
+            return Array.from(rgba);
+        })()""",
+        _painted(VALUES),
+        id="paintChannel",
+    ),
+    pytest.param(
+        """(() => {
             const view = {scenario: first.id, request: first.request, view: {scale: 'channel', extra: true}};
+            return [s.fromQuery(s.toQuery(view), cat), view];
+        })()""",
+        "roundtrip",
+        id="toQuery-fromQuery",
+    ),
+    pytest.param("s.shellQuote(`it's`)", "'it'\\''s'", id="shellQuote"),
+    pytest.param(
+        "[h.fmt(-0.5), h.fmt(0), h.fmt(-0.0000123), h.fmt(1234567)]",
+        ["−0.5", "0", "−1.230e-5", "1.235e+6"],
+        id="fmt",
+    ),
+    pytest.param(
+        "h.writtenSum([1, -1, 0], [0.5, -0.25, 3], 0.1)",
+        "1 × 0.5 − 1 × (−0.25) + 0.1",
+        id="writtenSum",
+    ),
+    # The device does not change the premise; a size or an uploaded file does.
+    pytest.param(
+        """(() => {
             const edited = structuredClone(first.request); edited.device = 'x';
             const moved = structuredClone(first.request); moved.input.height += 1;
-            return {
-                values: [0, 1, 2, 3].map((i) => h.valueAt(hm, 0, i >> 1, i & 1)),
-                relu: Array.from(h.relu(hm).values),
-                lohi: [hm.lo, hm.hi],
-                scale,
-                idx: [h.colourIndex(-6, -6, 6), h.colourIndex(0, -6, 6), h.colourIndex(9, -6, 6)],
-                rgba: Array.from(rgba),
-                roundtrip: s.fromQuery(s.toQuery(view), cat),
-                view,
-                quote: s.shellQuote("it's"),
-                fmt: [h.fmt(-0.5), h.fmt(0), h.fmt(-0.0000123), h.fmt(1234567)],
-                sum: h.writtenSum([1, -1, 0], [0.5, -0.25, 3], 0.1),
-                holds: [s.premiseHolds(first, first.request, {}, cat), s.premiseHolds(first, edited, {}, cat),
-                        s.premiseHolds(first, moved, {}, cat), s.premiseHolds(first, first.request, {input: {}}, cat)],
-                adapt: s.adaptMatrix({matrix: [[1, 2, 3]], bias: [0]}, 5).matrix.concat(s.adaptMatrix({matrix: [[1, 2, 3]]}, 2).matrix),
-                decades: p.logTicks(3e-15, 0.4),
-                labels: [p.decadeLabel(1e-12), p.decadeLabel(0.1), p.decadeLabel(1e5)],
-                nice: p.niceTicks(1, 500),
-                parse: ['-0.5', '-', '-0.', '.5', '2e-3', '1,5', '−1'].map((t) => c.parseNumber(t, 'float')),
-                target: ['weights.matrix.0.1', 'input.height', 'pixel', 'format', null, 'input.layout'].map(
-                    (f) => c.errorTarget(f, ['input', 'input.height', 'weights', 'weights.matrix', 'pixel'])),
-                tiny: [st.tiny(2.4e-15, 0.39), st.tiny(0.0042, 0.39), st.weightText(-0.0001), st.weightText(0.98765)],
-            };
-        }"""
+            return [s.premiseHolds(first, first.request, {}, cat), s.premiseHolds(first, edited, {}, cat),
+                    s.premiseHolds(first, moved, {}, cat), s.premiseHolds(first, first.request, {input: {}}, cat)];
+        })()""",
+        [True, True, False, False],
+        id="premiseHolds",
+    ),
+    pytest.param(
+        "s.adaptMatrix({matrix: [[1, 2, 3]], bias: [0]}, 5).matrix.concat(s.adaptMatrix({matrix: [[1, 2, 3]]}, 2).matrix)",
+        np.pad([[1, 2, 3]], ((0, 0), (0, 2))).tolist() + np.array([[1, 2, 3]])[:, :2].tolist(),
+        id="adaptMatrix",
+    ),
+    pytest.param("p.logTicks(3e-15, 0.4)", (10.0 ** np.arange(-15, 1, 3)).tolist(), id="logTicks"),
+    pytest.param(
+        "[p.decadeLabel(1e-12), p.decadeLabel(0.1), p.decadeLabel(1e5)]",
+        ["10⁻¹²", "0.1", "10⁵"],
+        id="decadeLabel",
+    ),
+    pytest.param("p.niceTicks(1, 500)", np.arange(100, 501, 100).tolist(), id="niceTicks"),
+    pytest.param(
+        "['-0.5', '-', '-0.', '.5', '2e-3', '1,5', '−1'].map((t) => c.parseNumber(t, 'float'))",
+        [-0.5, None, 0, 0.5, 0.002, None, -1],
+        id="parseNumber",
+    ),
+    pytest.param(
+        """['weights.matrix.0.1', 'input.height', 'pixel', 'format', null, 'input.layout'].map(
+            (f) => e.errorTarget(f, ['input', 'input.height', 'weights', 'weights.matrix', 'pixel']))""",
+        ["weights.matrix", "input.height", "pixel", None, None, "input"],
+        id="errorTarget",
+    ),
+    pytest.param(
+        "[st.tiny(2.4e-15, 0.39), st.tiny(0.0042, 0.39), st.weightText(-0.0001), st.weightText(0.98765)]",
+        ["0 (float precision)", "0.0042", "0.000", "0.988"],
+        id="tiny-and-weightText",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def pure_page(browser: Any, server: str) -> Iterator[Page]:
+    """One page for the pure-function tests, which read nothing it shows."""
+    p = Page(browser, server)
+    p.open()
+    yield p
+    p.close()
+    assert p.errors == [], p.errors
+
+
+@pytest.mark.parametrize(("expression", "expected"), PURE)
+def test_pure_js_function_matches_numpy(pure_page: Page, expression: str, expected: Any) -> None:
+    got = pure_page.page.evaluate(
+        f"async (values) => {{ {PURE_SETUP} return {expression}; }}", VALUES.tolist()
     )
-    values = np.array([-2, 0.5, 6, -0.25], dtype=np.float32)
-    assert got["values"] == values.tolist()
-    assert got["relu"] == np.maximum(values, 0).tolist()
-    assert got["lohi"] == [[-2], [6]]
-    assert got["scale"] == {"min": -6, "max": 6, "diverging": True}
-    assert got["idx"] == [0, 128, 255]
-    idx = np.rint((values.astype(np.float64) + 6) / 12 * 255).astype(int)
-    np.testing.assert_array_equal(np.array(got["rgba"]).reshape(4, 4)[:, 0], idx)
-    assert got["roundtrip"] == got["view"]
-    assert got["quote"] == "'it'\\''s'"
-    assert got["fmt"] == ["−0.5", "0", "−1.230e-5", "1.235e+6"]
-    assert got["sum"] == "1 × 0.5 − 1 × (−0.25) + 0.1"
-    # The device does not change the premise; a size or an uploaded file does.
-    assert got["holds"] == [True, True, False, False]
-    assert got["adapt"] == [[1, 2, 3, 0, 0], [1, 2]]
-    assert got["decades"] == [1e-15, 1e-12, 1e-9, 1e-6, 1e-3, 1]
-    assert got["labels"] == ["10⁻¹²", "0.1", "10⁵"]
-    assert got["nice"] == [100, 200, 300, 400, 500]
-    assert got["parse"] == [-0.5, None, 0, 0.5, 0.002, None, -1]
-    assert got["target"] == ["weights.matrix", "input.height", "pixel", None, None, "input"]
-    assert got["tiny"] == ["0 (float precision)", "0.0042", "0.000", "0.988"]
+    if expected == "roundtrip":
+        restored, view = got
+        assert restored == view
+    else:
+        assert got == expected

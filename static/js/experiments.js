@@ -2,23 +2,13 @@
 // progress, cancel), the bottleneck curve, 1×1 vs 3×3. DOM code; chart maths in plot.js and
 // every sentence in story.js.
 
+import { ApiError, events, post } from "./api.js";
+import { el } from "./dom.js";
 import { fromValues, heatmapOf, paintChannel, scaleFor } from "./heatmap.js";
-import { el } from "./controls.js";
-import { decadeLabel, drawChart, logTicks, niceTicks, parseSSE } from "./plot.js";
-import { bottleneckHeadline, fitHeadline, neighboursHeadline, num, pct } from "./story.js";
+import { decadeLabel, drawChart, logTicks, niceTicks } from "./plot.js";
+import { bottleneckHeadline, experimentText as T, fitViewHeadline, neighboursHeadline, num, pct } from "./story.js";
 
 const COLOURS = { conv: "#2a5db0", relu: "#c2410c", floor: "#6b21a8" };
-
-/** An error with the API's fields, so the page can place it by `field`. */
-export class ApiError extends Error {
-  constructor(status, body) {
-    super(body.detail || `HTTP ${status}`);
-    this.status = status;
-    this.detail = body.detail || `HTTP ${status}`;
-    this.field = body.field ?? null;
-    this.code = body.code ?? null;
-  }
-}
 
 function legend(items) {
   return el(
@@ -77,17 +67,17 @@ function neighbours(root, r, ctx) {
     drawMap(canvas, layers[c], 0, ctx.luts);
     return [canvas, r.heatmaps.names[c]];
   });
-  const litCanvas = el("canvas", { className: "exp-map", dataset: { name: "3×3 > 0" } });
+  const litCanvas = el("canvas", { className: "exp-map", dataset: { name: T.litName } });
   drawMap(litCanvas, lit, 0, ctx.luts);
   root.replaceChildren(
     el(
       "div",
       { className: "exp-row" },
-      figure(maskMap(h, w, r.changed.conv1x1, r.pixel), `outputs the 1×1 conv changed (${r.changed.conv1x1.length}); outlined: the input pixel changed`),
-      figure(maskMap(h, w, r.changed.conv3x3, r.pixel), `outputs the 3×3 conv changed (${r.changed.conv3x3.length})`),
+      figure(maskMap(h, w, r.changed.conv1x1, r.pixel), T.changed1x1(r.changed.conv1x1.length)),
+      figure(maskMap(h, w, r.changed.conv3x3, r.pixel), T.changed3x3(r.changed.conv3x3.length)),
       figure(...maps[0]),
       figure(...maps[1]),
-      figure(litCanvas, "where the 3×3 edge layer > 0: what its agreement counts"),
+      figure(litCanvas, T.lit),
       figure(...maps[2]),
     ),
   );
@@ -106,22 +96,22 @@ function lossSpec(conv, relu, xs, steps, floor) {
     lines: floor ? [{ value: Math.max(floor, ticks[0]), colour: COLOURS.floor }] : [],
     x: { n: steps, ticks: niceTicks(1, steps, 5).filter((t) => t >= 1), first: 1 },
     y: { min: ticks[0], max: ticks[ticks.length - 1], ticks, log: true, label: decadeLabel },
-    xlabel: "training step",
+    xlabel: T.fitAxis,
   };
 }
 
 function fitFrame(root, steps) {
-  const progress = el("progress", { max: steps, value: 0, id: "fit-progress", "aria-label": "training progress" });
-  const cancel = el("button", { type: "button", id: "fit-cancel", textContent: "Cancel" });
-  const status = el("p", { className: "note", id: "fit-status", role: "status", textContent: "Training…" });
-  const chart = el("canvas", { className: "exp-chart", id: "fit-chart", role: "img", "aria-label": "Mean squared error of both models against the training step, log scale" });
+  const progress = el("progress", { max: steps, value: 0, id: "fit-progress", "aria-label": T.progress });
+  const cancel = el("button", { type: "button", id: "fit-cancel", textContent: T.cancel });
+  const status = el("p", { className: "note", id: "fit-status", role: "status", textContent: T.training });
+  const chart = el("canvas", { className: "exp-chart", id: "fit-chart", role: "img", "aria-label": T.fitChart });
   root.replaceChildren(
     el("div", { className: "exp-bar" }, progress, cancel),
     status,
-    el("figure", { className: "exp-figure" }, chart, el("figcaption", {}, "Mean squared error (log scale) against the training step; values under 10⁻¹⁰ of the largest are float rounding and sit on the bottom line.", legend([
-      [COLOURS.conv, "1×1 conv + ReLU"],
-      [COLOURS.relu, "best ReLU-only model (scale and bias per channel)"],
-      [COLOURS.floor, "floor no per-channel model can beat", true],
+    el("figure", { className: "exp-figure" }, chart, el("figcaption", {}, T.fitCaption, legend([
+      [COLOURS.conv, T.fitLegend.conv],
+      [COLOURS.relu, T.fitLegend.relu],
+      [COLOURS.floor, T.fitLegend.floor, true],
     ]))),
   );
   return { progress, cancel, status, chart };
@@ -146,39 +136,29 @@ async function fitRun(root, req, ctx) {
     frame = 0;
     drawChart(f.chart, lossSpec(conv, relu, xs, steps, null));
   };
-  let response;
   try {
-    response = await fetch(`${ctx.endpoint}?stream=true`, { method: "POST", body: req.body, headers: { ...req.headers, Accept: "text/event-stream" }, signal: local.signal });
-    if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => ({})));
-    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      const parsed = parseSSE(buffer + value);
-      buffer = parsed.rest;
-      for (const { event, data } of parsed.events) {
-        if (event === "progress") {
-          f.progress.value = data.step;
-          conv.push(data.conv_loss);
-          relu.push(data.relu_only_loss);
-          xs.push(data.step);
-          f.status.textContent = `Step ${num(data.step)} of ${num(data.steps)}.`;
-          if (!frame) frame = requestAnimationFrame(redraw);
-        } else if (event === "result") {
-          cancelAnimationFrame(frame);
-          f.cancel.disabled = true;
-          return data;
-        } else if (event === "error") {
-          throw new ApiError(data.status, data);
-        }
+    const response = await post(`${ctx.endpoint}?stream=true`, req, { signal: local.signal, accept: "text/event-stream" });
+    for await (const { event, data } of events(response)) {
+      if (event === "progress") {
+        f.progress.value = data.step;
+        conv.push(data.conv_loss);
+        relu.push(data.relu_only_loss);
+        xs.push(data.step);
+        f.status.textContent = T.step(data.step, data.steps);
+        if (!frame) frame = requestAnimationFrame(redraw);
+      } else if (event === "result") {
+        cancelAnimationFrame(frame);
+        f.cancel.disabled = true;
+        return data;
+      } else if (event === "error") {
+        throw new ApiError(data.status, data);
       }
     }
-    throw new ApiError(0, { detail: "The stream ended without a result." });
+    throw new ApiError(0, { detail: T.noResult });
   } catch (err) {
     cancelAnimationFrame(frame);
     if (err.name === "AbortError" && !ctx.signal.aborted) {
-      f.status.textContent = `Cancelled at step ${num(f.progress.value)}.`;
+      f.status.textContent = T.cancelled(f.progress.value);
       f.status.dataset.cancelled = "1";
       f.cancel.disabled = true;
       return { cancelled: true, step: f.progress.value, conv_loss: conv, relu_only_loss: relu, xs };
@@ -191,7 +171,7 @@ function fitShow(root, r, ctx) {
   const chart = root.querySelector("#fit-chart") || fitFrame(root, Number(ctx.request.steps)).chart;
   const steps = r.cancelled ? Number(ctx.request.steps) : r.conv_loss.length;
   if (!r.cancelled) {
-    root.querySelector("#fit-status").textContent = `Done on ${r.device}: ${num(steps)} steps.`;
+    root.querySelector("#fit-status").textContent = T.done(r.device, steps);
     root.querySelector("#fit-progress").value = steps;
     root.querySelector("#fit-cancel").disabled = true;
   }
@@ -199,24 +179,24 @@ function fitShow(root, r, ctx) {
 }
 
 function bottleneck(root, r) {
-  const chart = el("canvas", { className: "exp-chart", id: "bottleneck-chart", role: "img", "aria-label": "Variance kept and relative multiply-adds against K" });
+  const chart = el("canvas", { className: "exp-chart", id: "bottleneck-chart", role: "img", "aria-label": T.bottleneckChart });
   const kept = r.rows.map((row) => row.variance_kept);
   const costs = r.rows.map((row) => Math.min(row.macs / r.direct.macs, 1));
   const n = `${r.kernel}×${r.kernel}`;
   const pick = [1, 4, 8, 16, 32, 64, 96, 128, 192].filter((k) => k <= r.channels);
   const th = (t) => el("th", { scope: "col", textContent: t });
-  const head = el("tr", {}, th("K"), th("variance kept"), th("params"), th("mult-adds"), th(`vs ${n} alone`));
+  const head = el("tr", {}, ...T.bottleneckHead(n).map(th));
   const rows = pick.map((k) => {
     const row = r.rows[k - 1];
     return el("tr", {}, ...[k, pct(row.variance_kept), num(row.parameters), num(row.macs), `${((100 * row.macs) / r.direct.macs).toFixed(0)}%`].map((t) => el("td", { textContent: String(t) })));
   });
-  const direct = el("tr", {}, ...[`${n} alone`, "—", num(r.direct.parameters), num(r.direct.macs), "100%"].map((t) => el("td", { textContent: t })));
+  const direct = el("tr", {}, ...[T.alone(n), "—", num(r.direct.parameters), num(r.direct.macs), "100%"].map((t) => el("td", { textContent: t })));
   root.replaceChildren(
-    el("figure", { className: "exp-figure" }, chart, el("figcaption", {}, `For every K from 1 to ${r.channels}: the input variance the best 1×1 reduction to K channels keeps, and the multiply-adds of the 1×1 reduce + ${n} conv to ${r.out_channels} channels relative to the ${n} conv alone.`, legend([
-      [COLOURS.conv, "variance kept"],
-      [COLOURS.relu, `multiply-adds relative to ${n} alone (capped at 100%)`],
+    el("figure", { className: "exp-figure" }, chart, el("figcaption", {}, T.bottleneckCaption(r, n), legend([
+      [COLOURS.conv, T.bottleneckLegend(n).kept],
+      [COLOURS.relu, T.bottleneckLegend(n).cost],
     ]))),
-    el("div", { className: "table-wrap" }, el("table", { className: "exp-table", id: "bottleneck-table" }, el("caption", { textContent: `Cost of 1×1 reduce to K, then ${n} to ${r.out_channels}` }), el("thead", {}, head), el("tbody", {}, ...rows, direct))),
+    el("div", { className: "table-wrap" }, el("table", { className: "exp-table", id: "bottleneck-table" }, el("caption", { textContent: T.bottleneckTable(n, r.out_channels) }), el("thead", {}, head), el("tbody", {}, ...rows, direct))),
   );
   // Drawn once the canvas is in the page and has its width.
   drawChart(chart, {
@@ -226,20 +206,13 @@ function bottleneck(root, r) {
     ],
     x: { n: r.channels, ticks: niceTicks(1, r.channels, 5).filter((t) => t >= 1), first: 1 },
     y: { min: 0, max: 1, ticks: [0, 0.25, 0.5, 0.75, 1], label: (v) => `${Math.round(100 * v)}%` },
-    xlabel: "K, channels after the 1×1 reduction",
+    xlabel: T.bottleneckAxis,
   });
 }
 
 /** The experiment views, keyed by endpoint: how to run (default: POST JSON), show and say. */
 export const VIEWS = {
   "/api/v1/experiments/receptive-field": { show: neighbours, headline: (r) => neighboursHeadline(r) },
-  "/api/v1/experiments/fit": {
-    run: fitRun,
-    show: fitShow,
-    headline: (r, request) =>
-      r.cancelled
-        ? `Cancelled at step ${num(r.step)}. ${r.conv_loss.length ? fitHeadline(r, r.step) : ""}`
-        : fitHeadline(r, r.conv_loss.length || Number(request.steps)),
-  },
+  "/api/v1/experiments/fit": { run: fitRun, show: fitShow, headline: fitViewHeadline },
   "/api/v1/experiments/bottleneck": { show: bottleneck, headline: (r) => bottleneckHeadline(r) },
 };

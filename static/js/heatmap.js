@@ -260,3 +260,33 @@ export function writtenSum(w, x, b, limit = 8, result = undefined) {
   }
   return `${write(4).text} (terms rounded)`;
 }
+
+/**
+ * W and b of a compare report, exact, from its heatmaps.
+ * @param {{shapes: {weight: number[]}, heatmaps: {weight: object, bias: object}}} r the CompareReport
+ * @returns {{matrix: number[][], bias: number[]}} matrix (K, C), bias (K,)
+ */
+export function weightsOf(r) {
+  const w = fromValues(r.heatmaps.weight).values; // (K·C,)
+  const [k, c] = r.shapes.weight;
+  return {
+    matrix: Array.from({ length: k }, (_, i) => Array.from(w.subarray(i * c, (i + 1) * c))),
+    bias: Array.from(fromValues(r.heatmaps.bias).values),
+  };
+}
+
+/**
+ * Every map the panels can show, keyed by panel name: the input and pre-activation as sent,
+ * both ReLU outputs derived from them exactly, each ground-truth mask as `truth:NAME`, and
+ * where K = C the difference conv_relu − relu_only.
+ * @param {{input: object, pre_activation: object, masks: Record<string, string>, height: number, width: number}} heatmaps the report's `heatmaps`
+ * @returns {Record<string, Heatmap>}
+ */
+export function panelMaps(heatmaps) {
+  const m = { input: fromValues(heatmaps.input), pre_activation: fromValues(heatmaps.pre_activation) };
+  m.relu_only = relu(m.input);
+  m.conv_relu = relu(m.pre_activation);
+  for (const [name, mask] of Object.entries(heatmaps.masks)) m[`truth:${name}`] = fromMask(mask, heatmaps.height, heatmaps.width);
+  if (m.relu_only.channels === m.conv_relu.channels) m.difference = difference(m.conv_relu, m.relu_only);
+  return m;
+}

@@ -3,36 +3,22 @@
 // enlarges. Hover (mouse) or tap reads the exact values at a pixel. Canvases are reused
 // while the layout stays the same, so focus survives every re-run.
 
+import { $, el } from "./dom.js";
 import { fmt, paintChannel, pixelValues, scaleFor, valueAt, writtenSum } from "./heatmap.js";
-import { el } from "./controls.js";
-import { truthLabel } from "./story.js";
+import { columnTitle, panelText, readoutText, zoomText } from "./story.js";
 
-const $ = (id) => document.getElementById(id);
 const VECTOR_SHOWN = 16; // channel values listed in the readout before "… n more"
 
-/**
- * A column's title.
- * @param {string} col
- * @returns {string}
- */
-export function columnTitle(col) {
-  const titles = {
-    input: "Input x",
-    relu_only: "ReLU-only: relu(x)",
-    conv_relu: "1×1 conv + ReLU: relu(W·x + b)",
-    pre_activation: "Pre-activation W·x + b",
-    delta: "(1×1 conv + ReLU) − ReLU-only",
-  };
-  return titles[col] || (col.startsWith("truth:") ? `Truth: ${truthLabel(col.slice(6))}` : col);
-}
-
-/** A column's title: the response's own (a network's layer names) or the usual one. */
-const titleOf = (col) => (model && model.titles && model.titles[col]) || columnTitle(col);
-
-const SHORT = { input: "x", relu_only: "relu(x)", conv_relu: "relu(Wx+b)", pre_activation: "Wx+b", delta: "relu(Wx+b) − relu(x)" };
-
+/** The server's panel definitions (name → title, short caption); set by setup(). */
+let panels = {};
 /** What the panels show now; set by show(). */
 let model = null;
+/** A column's title: the response's own (a network's layer names) or the usual one. */
+const titleOf = (col) => (model && model.titles && model.titles[col]) || columnTitle(col, panels);
+/** A tile's caption on a narrow page: the panel's short title. */
+const shortOf = (col) => (panels[col] ? panels[col].short : titleOf(col));
+/** The channel's name where the column holds the input's channels (not the outputs'). */
+const nameIn = (col, c) => (["input", "relu_only"].includes(col) && model.names[c]) || "";
 let observer = null;
 const focusRow = {}; // the row of each column that holds its tab stop
 let cursor = null; // {col, ch, y, x}
@@ -109,7 +95,7 @@ function build(root, cols, rows, h, w) {
         "aria-describedby": "panel-keys",
         dataset: { col, ch: String(i) },
       });
-      row.append(el("div", { className: "cellbox" }, canvas, el("span", { className: "cap", textContent: `${SHORT[col] || titleOf(col)} · ${i}`, "aria-hidden": "true" })));
+      row.append(el("div", { className: "cellbox" }, canvas, el("span", { className: "cap", textContent: panelText.caption(shortOf(col), i), "aria-hidden": "true" })));
     }
     frag.append(row);
   }
@@ -141,20 +127,19 @@ export function show(root, m) {
   for (const box of root.querySelectorAll(".colhead")) {
     const hm = m.maps[box.dataset.col];
     const shared = scaleFor(hm.lo, hm.hi, "shared", 0);
-    box.querySelector("strong").textContent = `${titleOf(box.dataset.col)} · ${hm.channels} ch`;
+    box.querySelector("strong").textContent = panelText.head(titleOf(box.dataset.col), hm.channels);
     drawBar(box.querySelector("canvas"), shared);
-    const labels = m.scale === "shared" ? [fmt(shared.min, 3), shared.diverging ? "0" : "", fmt(shared.max, 3)] : ["per-channel", "", "scales"];
+    const labels = m.scale === "shared" ? [fmt(shared.min, 3), shared.diverging ? "0" : "", fmt(shared.max, 3)] : panelText.perChannel;
     box.querySelectorAll(".ticks span").forEach((s, i) => (s.textContent = labels[i]));
   }
   for (const label of root.querySelectorAll(".prow[data-row] .rowlabel")) {
     const i = Number(label.parentElement.dataset.row);
     // The server names every channel (e.g. cat evidence, dog evidence, distractor 2, …), at any C.
-    label.textContent = m.names[i] ? `${i} ${m.names[i]}` : `channel ${i}`;
+    label.textContent = panelText.row(i, m.names[i]);
   }
   for (const canvas of root.querySelectorAll("canvas.cell")) {
-    const name = m.names[Number(canvas.dataset.ch)];
-    const what = ["input", "relu_only"].includes(canvas.dataset.col) && name ? name : `channel ${canvas.dataset.ch}`;
-    canvas.setAttribute("aria-label", `${titleOf(canvas.dataset.col)}, ${what}`);
+    const what = nameIn(canvas.dataset.col, Number(canvas.dataset.ch)) || panelText.channel(canvas.dataset.ch);
+    canvas.setAttribute("aria-label", panelText.cell(titleOf(canvas.dataset.col), what));
     delete canvas.dataset.drawn;
   }
   if (observer) observer.disconnect();
@@ -176,27 +161,17 @@ export function show(root, m) {
     if (cells.length <= 96 || canvas.getBoundingClientRect().top < viewport + 400) drawCell(canvas);
     else observer.observe(canvas);
   }
-  $("scale-note").textContent =
-    (m.scale === "shared"
-      ? "One colour scale per panel: colours compare across channels."
-      : "Per-channel scales: each map uses its full colour range, which hides differences in magnitude.") +
-    (m.stride > 1 ? ` Maps subsampled every ${m.stride} pixels for display; the .npz has every value.` : "");
+  $("scale-note").textContent = panelText.scaleNote(m.scale, m.stride);
   if (cursor) readout(cursor);
   else clearReadout();
 }
 
 function clearReadout() {
   const out = $("readout");
-  out.replaceChildren(el("span", { className: "note", textContent: "Hover, tap or focus a map to read the exact values at a pixel." }));
+  out.replaceChildren(el("span", { className: "note", textContent: readoutText.hint }));
   delete out.dataset.values;
   $("enlarge").disabled = true;
   for (const mk of document.querySelectorAll(".marker")) mk.remove();
-}
-
-function vectorText(values, names) {
-  const shown = values.slice(0, VECTOR_SHOWN).map((v, i) => `${names[i] ? `${i} ${names[i]}` : `c${i}`} ${fmt(v)}`);
-  if (values.length > VECTOR_SHOWN) shown.push(`… ${values.length - VECTOR_SHOWN} more (the .npz has all)`);
-  return shown.join(" · ");
 }
 
 /**
@@ -212,19 +187,19 @@ function readout(at) {
   const values = { col, row: ch, y: y * m.stride, x: x * m.stride, k, x_vector: v.x, w: v.w, b: v.b, pre_activation: v.pre, conv_relu: v.conv };
   if (ch < v.x.length) Object.assign(values, { input: v.x[ch], relu_only: v.relu[ch] });
   if (col.startsWith("truth:")) values.truth = valueAt(m.maps[col], 0, y, x);
-  const where = `Pixel (${values.y}, ${values.x})${m.stride > 1 ? ` (every ${m.stride}th pixel shown)` : ""}, ${titleOf(col)}, channel ${ch}`;
+  const where = readoutText.where(values.y, values.x, m.stride, titleOf(col), ch);
   const lines = [
     el("p", { className: "ro-where" }, el("strong", { textContent: where })),
     el(
       "p",
       { className: "ro-sum" },
-      el("span", { className: "ro-key", textContent: `output ${k}: ` }),
-      `W·x + b = ${writtenSum(v.w, v.x, v.b, 8, v.pre)} = ${fmt(v.pre)}; relu → ${fmt(v.conv)}`,
+      el("span", { className: "ro-key", textContent: readoutText.output(k) }),
+      readoutText.sum(writtenSum(v.w, v.x, v.b, 8, v.pre), v.pre, v.conv),
     ),
-    el("p", {}, el("span", { className: "ro-key", textContent: `x (input, ${v.x.length} channels): ` }), vectorText(v.x, m.names)),
-    el("p", {}, el("span", { className: "ro-key", textContent: "ReLU-only, relu(x): " }), vectorText(v.relu, m.names)),
+    el("p", {}, el("span", { className: "ro-key", textContent: readoutText.input(v.x.length) }), readoutText.vector(v.x, m.names, VECTOR_SHOWN)),
+    el("p", {}, el("span", { className: "ro-key", textContent: readoutText.relu }), readoutText.vector(v.relu, m.names, VECTOR_SHOWN)),
   ];
-  if (values.truth !== undefined) lines.push(el("p", { textContent: `${titleOf(col)}: ${values.truth ? "yes" : "no"}` }));
+  if (values.truth !== undefined) lines.push(el("p", { textContent: readoutText.truth(titleOf(col), values.truth) }));
   const out = $("readout");
   out.replaceChildren(...lines);
   out.dataset.values = JSON.stringify(values);
@@ -273,8 +248,10 @@ function isCell(t) {
 /**
  * Wire the panels' pointer and keyboard handling (once).
  * @param {HTMLElement} root
+ * @param {Record<string, {title: string, short: string}>} definitions the server's panels
  */
-export function setup(root) {
+export function setup(root, definitions) {
+  panels = definitions;
   root.addEventListener("pointermove", (e) => {
     if (e.pointerType !== "mouse" || !isCell(e.target) || !model) return;
     const [y, x] = pixelOf(e.target, e);
@@ -325,9 +302,8 @@ export function setup(root) {
     const [y, x] = pixelOf(big, e);
     const ch = Number(d.ch);
     const v = valueAt(model.maps[d.col], d.col.startsWith("truth:") ? 0 : ch, y, x);
-    const name = model.names[ch] && ["input", "relu_only"].includes(d.col) ? ` (${model.names[ch]})` : "";
-    const shown = d.col.startsWith("truth:") ? (v ? "yes" : "no") : fmt(v);
-    $("zoom-value").textContent = `Pixel (${y * model.stride}, ${x * model.stride}), channel ${ch}${name}: ${shown}. The full channel vector and W·x + b are in the readout above the maps.`;
+    const shown = d.col.startsWith("truth:") ? readoutText.yesNo(v) : fmt(v);
+    $("zoom-value").textContent = zoomText.value(y * model.stride, x * model.stride, ch, nameIn(d.col, ch), shown);
     readout({ col: d.col, ch, y, x });
   };
   big.addEventListener("pointermove", (e) => {
@@ -362,13 +338,13 @@ export function zoom(canvas) {
   big.getContext("2d").drawImage(canvas, 0, 0);
   big.style.aspectRatio = `${canvas.width} / ${canvas.height}`;
   const scale = scaleFor(hm.lo, hm.hi, model.scale, c);
-  $("zoom-title").textContent = `${titleOf(col)} · channel ${c}${model.names[c] && ["input", "relu_only"].includes(col) ? ` (${model.names[c]})` : ""}`;
-  $("zoom-range").textContent = `values ${fmt(hm.lo[c])} … ${fmt(hm.hi[c])}; colour scale ${fmt(scale.min)} … ${fmt(scale.max)} (${scale.diverging ? "diverging, 0 at the centre" : "sequential from 0"})`;
+  $("zoom-title").textContent = zoomText.title(titleOf(col), c, nameIn(col, c));
+  $("zoom-range").textContent = zoomText.range(hm.lo[c], hm.hi[c], scale);
   // The server draws the same channel as its own picture; ground-truth masks are not panels.
   $("zoom").dataset.col = col;
   $("zoom").dataset.ch = String(c);
   $("zoom-png").hidden = col.startsWith("truth:");
-  $("zoom-value").textContent = "Hover over or tap the map to read the value at a pixel.";
+  $("zoom-value").textContent = zoomText.hint;
   $("zoom").showModal();
 }
 

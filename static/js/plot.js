@@ -1,26 +1,5 @@
-// Charts for the experiment views: SSE parsing, axis ticks, chart geometry (pure), and one
-// function that draws a chart on a canvas. Legends are HTML, next to the canvas.
-
-/**
- * Split Server-Sent Events text into complete events and the unfinished rest.
- * @param {string} buffer text received so far
- * @returns {{events: {event: string, data: any}[], rest: string}}
- */
-export function parseSSE(buffer) {
-  const events = [];
-  const blocks = buffer.split("\n\n");
-  const rest = blocks.pop() ?? "";
-  for (const block of blocks) {
-    let event = "message";
-    const data = [];
-    for (const line of block.split("\n")) {
-      if (line.startsWith("event: ")) event = line.slice(7);
-      else if (line.startsWith("data: ")) data.push(line.slice(6));
-    }
-    if (data.length) events.push({ event, data: JSON.parse(data.join("\n")) });
-  }
-  return { events, rest };
-}
+// Charts for the experiment views: axis ticks and chart geometry (pure), and one function that
+// draws a chart on a canvas. Legends are HTML, next to the canvas.
 
 /**
  * Canvas coordinates of a series on a chart box; y on a log scale if asked.

@@ -1,13 +1,159 @@
-// Pure helpers for the page's one state object: the request it sends, whether a scenario's
-// premise still holds, the URL that restores it, and the curl line. No DOM, so the browser
-// tests call them directly. Every name (generators, presets, devices, layouts, scenarios)
-// comes from the server's catalogue; none is written here.
+// The page's one state object and pure functions of it: the request it sends, whether a
+// scenario's premise still holds, the URL that restores it, the curl line. No DOM, so the
+// browser tests call them directly. Every name (generators, presets, devices, layouts,
+// scenarios) comes from the server's catalogue; none is written here.
+
+import { weightsOf } from "./heatmap.js";
+import { matrixFitted } from "./story.js";
 
 /** @typedef {{id: string, title: string, point: string, endpoint: string, request: object, headline: string[]}} Scenario */
 /** @typedef {{scenarios: Scenario[], generators: object, weight_presets: object, experiments: object}} Catalogue */
 /** @typedef {{scale: "shared"|"channel", extra: boolean}} View */
 
+/** Where a comparison goes; every other endpoint a scenario names is an experiment. */
 export const COMPARE = "/api/v1/compare";
+/** Weight grids up to GRID_MAX × GRID_MAX are editable cell by cell. */
+export const GRID_MAX = 16;
+
+/**
+ * The network section's state: whether it is in use (its layer, not the preset, is sent), the
+ * weights file being read, its listing of 1×1 layers, the layer picked, its batch norm and ε,
+ * and a note about the file.
+ * @returns {{on: boolean, reading: string|null, listing: object|null, layer: string|null, batchnorm: string|null, eps: number|undefined, note: string}}
+ */
+export function freshNetwork() {
+  return { on: false, reading: null, listing: null, layer: null, batchnorm: null, eps: undefined, note: "" };
+}
+
+/**
+ * Everything the page knows. `request` is what the controls say now; `shown` is on screen.
+ * @param {{catalogue: Catalogue, luts: {sequential: Uint8Array, diverging: Uint8Array}, panels: Record<string, {title: string, short: string, default: boolean}>}} server
+ * @param {string} search location.search, which may restore a view
+ */
+export function createState(server, search) {
+  return {
+    ...server,
+    ...fromQuery(search, server.catalogue), // scenario, request, view
+    files: { input: null, weights: null },
+    /** "loading" (before the first answer), "pending", "waiting", "ready" or "error" */
+    status: "loading",
+    /** @type {null|{status: number, detail: string, field: string|null, code: string|null}} */
+    error: null,
+    network: freshNetwork(),
+    /** @type {null|{scenario: string, endpoint: string, request: object, files: object, names: object, own: object|null, response: object}} */
+    shown: null,
+    matrixNote: "",
+    /** W as it was before C edits padded or cut it, so typing "16" over "4" loses no column on the way. */
+    matrixBase: null,
+    /** Whether a weight cell was edited (on a phone, a link to the result appears under the grid). */
+    editedCell: false,
+    /** Which drop zone brought the input file: "drop" (Your own activations) or "net" (Your own network). */
+    inputFrom: "drop",
+    /** Values typed that cannot be sent ("abc", 3.5 for an integer): field → {control, detail}. */
+    invalid: new Map(),
+  };
+}
+
+/** @param {ReturnType<typeof createState>} state @returns {Scenario} the scenario picked */
+export const scenarioOf = (state) => scenarioById(state.catalogue, state.scenario);
+/** @param {ReturnType<typeof createState>} state @returns {string} where the request goes */
+export const endpointOf = (state) => scenarioOf(state).endpoint;
+
+/**
+ * The weights spec "Your own network" sends, or null when it is not in use.
+ * @param {ReturnType<typeof createState>} state
+ * @returns {object|null}
+ */
+export function ownWeights(state) {
+  return state.network.on ? networkWeights(state.network, state.catalogue.checkpoint) : null;
+}
+
+/**
+ * @param {{input?: File|null, weights?: File|null}} files
+ * @returns {{input?: string, weights?: string}} their names
+ */
+export function fileNames(files) {
+  return { input: files.input ? files.input.name : undefined, weights: files.weights ? files.weights.name : undefined };
+}
+
+/**
+ * The compare report on screen, or null (an experiment's result, or nothing yet).
+ * @param {ReturnType<typeof createState>} state
+ * @returns {object|null}
+ */
+export function shownReport(state) {
+  return state.shown && state.shown.endpoint === COMPARE ? state.shown.response : null;
+}
+
+/**
+ * What a run sends, taken when it starts: later edits do not change it.
+ * @param {ReturnType<typeof createState>} state
+ */
+export function snapshot(state) {
+  return {
+    scenario: state.scenario,
+    endpoint: endpointOf(state),
+    request: structuredClone(state.request),
+    files: { ...state.files },
+    names: fileNames(state.files),
+    own: ownWeights(state),
+  };
+}
+
+/**
+ * Why the current settings cannot be sent yet: a checkpoint being read ("pending"), or no
+ * activations for its layer ("waiting"); "" when they can.
+ * @param {ReturnType<typeof createState>} state
+ * @returns {""|"pending"|"waiting"}
+ */
+export function holding(state) {
+  const net = state.network;
+  if (!net.on || endpointOf(state) !== COMPARE) return "";
+  if (net.reading) return "pending";
+  return state.files.weights && !state.files.input ? "waiting" : "";
+}
+
+/**
+ * Set a dotted path in an object, making the objects on the way; undefined deletes the key.
+ * @param {object} obj
+ * @param {string} path e.g. "input.height"
+ * @param {any} value
+ */
+export function setPath(obj, path, value) {
+  const keys = path.split(".");
+  let o = obj;
+  for (const k of keys.slice(0, -1)) o = o[k] ??= {};
+  const last = keys[keys.length - 1];
+  if (value === undefined) delete o[last];
+  else o[last] = value;
+}
+
+/**
+ * W and b of a compare report to 4 significant digits: the weights on screen as a learner
+ * would type them.
+ * @param {object|null} r the CompareReport
+ * @returns {{matrix: number[][], bias: number[]}|null}
+ */
+export function roundedWeights(r) {
+  if (!r) return null;
+  const round = (v) => Number(v.toPrecision(4));
+  const { matrix, bias } = weightsOf(r);
+  return { matrix: matrix.map((row) => row.map(round)), bias: bias.map(round) };
+}
+
+/**
+ * W follows C: new columns are 0, removed ones are dropped, and the state's note says so.
+ * @param {ReturnType<typeof createState>} state whose request has an explicit matrix
+ * @param {number} c
+ */
+export function fitMatrix(state, c) {
+  if (c < 1 || c > GRID_MAX * 64) return;
+  // From W as the learner left it: typing 64 passes through 6, and 16 through 1.
+  const base = (state.matrixBase ??= structuredClone(state.request.weights));
+  const before = base.matrix[0].length;
+  state.request.weights = { ...adaptMatrix(base, c), bias: structuredClone(base.bias) };
+  state.matrixNote = matrixFitted(before, c);
+}
 
 /**
  * The scenario with this id, or the first one.

@@ -1,6 +1,7 @@
-// Every sentence the page states, computed from a response (and the request that produced
-// it). Pure functions, no DOM. Only the wording lives here; which facts a scenario leads
-// with comes from the catalogue (scenario.headline).
+// Every sentence the page writes (the server's own words aside): what a response shows, and the
+// labels, notes, hints and messages of the settings, panels and experiments. Pure functions and
+// constants, no DOM. Only the wording lives here; which facts a scenario leads with comes from
+// the catalogue (scenario.headline), and the panels' titles from the server.
 
 import { fmt } from "./heatmap.js";
 
@@ -366,3 +367,353 @@ export function bottleneckHeadline(r) {
     (k99 ? `, ${k99} keep 99%.` : ".")
   );
 }
+
+/**
+ * The fit experiment's headline, finished or cancelled.
+ * @param {object} r FitResult, or {cancelled, step, conv_loss, relu_only_loss}
+ * @param {object} request the request sent (its `steps`)
+ * @returns {string}
+ */
+export function fitViewHeadline(r, request) {
+  return r.cancelled
+    ? `Cancelled at step ${num(r.step)}. ${r.conv_loss.length ? fitHeadline(r, r.step) : ""}`
+    : fitHeadline(r, r.conv_loss.length || Number(request.steps));
+}
+
+// ---------------------------------------------------------------- status and errors
+
+/**
+ * A request that got no answer, in words.
+ * @param {string} why the browser's message
+ * @returns {string}
+ */
+export const unreachable = (why) => `The server could not be reached: ${why}`;
+
+/**
+ * The status line under the headline.
+ * @param {"pending"|"waiting"|"error"|"ready"} status
+ * @param {{reading: string|null, notSent: boolean}} on the checkpoint being read; whether the error is a value that was not sent
+ * @returns {string}
+ */
+export function statusLine(status, on) {
+  if (status === "pending") return on.reading ? readingLayers(on.reading) : "Computing your new settings…";
+  if (status === "waiting") {
+    return "Waiting for the activations that feed your layer (step 2 under “Your own network”). What you see is from the previous settings.";
+  }
+  if (status === "error") {
+    return on.notSent
+      ? "Not updated: a value you typed cannot be sent (the message is next to the control). What you see is from the previous settings."
+      : "Not updated: the server refused the current settings (the message is next to the control). What you see is from the previous settings.";
+  }
+  return "";
+}
+
+/**
+ * The words of the link from the weight grid to the result (on a phone): the main number on screen.
+ * @param {"pending"|"waiting"|"error"|"ready"} status
+ * @param {object|null} r the CompareReport on screen, if any
+ * @returns {string}
+ */
+export function resultLink(status, r) {
+  if (status === "error") return "Not updated: see why ↓";
+  if (status !== "ready") return "Computing… the result is below ↓";
+  if (!r) return "See the result ↓";
+  const t = Object.values(r.truth || {})[0];
+  const what = t
+    ? `1×1 conv + ReLU ${pct(t.conv_relu.agreement)}, ReLU-only ${pct(t.relu_only.agreement)} agreement`
+    : `the ReLU after the 1×1 conv changed ${pct(r.summary.conv_relu_changed / r.summary.conv_relu_values)} of values`;
+  return `Updated: ${what}. See the result ↓`;
+}
+
+/**
+ * An error as the page shows it.
+ * @param {{status: number, detail: string}} err
+ * @returns {string}
+ */
+export const errorText = (err) => `${err.status ? `${err.status}: ` : ""}${err.detail}`;
+
+/** What a value typed into a control that cannot be sent says. */
+export const invalid = {
+  /** @param {string} name the field's last part, e.g. "pixel" */
+  pair: (name) => `${name}: two whole numbers [y, x], or both empty for the centre`,
+  /** @param {string} label @param {string} text as typed @param {boolean} whole it is a number, not a whole one */
+  number: (label, text, whole) => `${label}: ${whole ? `${text.trim()} is not a whole number` : "not a number"}; nothing was sent.`,
+  /** @param {string} name e.g. "out 1 c2", "b" @param {boolean} empty */
+  cell: (name, empty) => `${name}: ${empty ? "empty, type a number (0 for none)" : "not a number"}; nothing was sent.`,
+};
+
+/** The one-click fixes offered next to a weights error. */
+export const fixes = {
+  /** @param {number} c */
+  fitW: (c) => `Fit W to C = ${c} (pad with 0 or drop columns)`,
+  defaultWeights: "Use the default weights (one filter per input channel)",
+};
+
+// ---------------------------------------------------------------- the settings
+
+/** A parameter's label, by its name in the catalogue. */
+export function paramLabel(name) {
+  const labels = { height: "H (height)", width: "W (width)", channels: "C (channels)", out_channels: "K (filters)", bias: "b (bias, every filter)" };
+  return labels[name] || name.replace(/_/g, " ");
+}
+
+/** Words on the settings that do not depend on the response. */
+export const settingsText = {
+  explicitMatrix: "explicit matrix (edit W below)",
+  explicitMatrixHint: "The weights you set in the grid below",
+  autoDevice: (d, first) => `${d} (picks ${first})`,
+  autoDeviceHint: "The best device present",
+  device: (d, name) => `${d} — ${name || d}`,
+  absentDevice: (d) => `${d} — not available on this server`,
+  absentDeviceHint: "This server has no such device",
+  accepted: (description, extensions) => `${description} Accepted: ${extensions.join(" ")}`,
+  checkpointHint: (extensions) =>
+    `A state dict as torch.save writes it (read with weights_only=True; {"state_dict": …} and module. prefixes are fine), ` +
+    `or a file from onebyone capture. Accepted: ${extensions.join(" ")}`,
+  activationsHint: (extensions) =>
+    `What goes into that layer for one image, (C, H, W): from a forward hook, or from onebyone capture, whose file holds the layer too (then it is all you need). ` +
+    `Accepted: ${extensions.join(" ")}`,
+  batchnormLegend: "The batch norm after it",
+  /** @param {string} name */
+  batchnormAfter: (name) => `The batch norm after it, ‘${name}’`,
+  centre: "centre",
+  serverDefault: "default",
+  pairLegend: (name) => `${name} [y, x]`,
+  pairAxis: (name, axis) => `${name} ${axis}`,
+  resetTo: (title) => `Back to “${title}” as it was`,
+  /** The badge on a scenario button whose settings were changed. */
+  changed: "changed",
+};
+
+/** The weight grid's labels. */
+export const gridText = {
+  filter: (i) => `filter ${i}: weights of each input channel, then its bias`,
+  row: (i) => `out ${i}`,
+  column: (j) => (j === "bias" ? "b" : `c${j}`),
+  /** A cell's name in messages: the row only where there are several. */
+  cell: (k, c, rows) => `${rows > 1 ? `out ${k} ` : ""}${c === "bias" ? "b" : `c${c}`}`,
+};
+
+/** Notes under the weight grid. */
+export const matrixText = {
+  fromScreen: "The weights on screen, to 4 significant digits: edit any of them.",
+  nowExplicit: "Now an explicit matrix: the preset's weights to 4 significant digits, with your edits.",
+  /** @param {number} k @param {number} c @param {number} max the largest grid */
+  tooBig: (k, c, max) =>
+    `No grid to edit: W is ${k} × ${c}, and the grid edits W cell by cell only up to ${max} × ${max}. ` +
+    "Pick a preset above, upload a weights file (“Your own 1×1 layer…”), or send the matrix through the API (the curl command under “Share and export”).",
+  /** @param {string} conv the layer's name @param {string} bn its batch norm's */
+  folded: (conv, bn) => `W′ and b′: ${layer(conv)} with ${bnName(bn)} folded in.`,
+  /** @param {number} k @param {number} c @param {number} lo @param {number} hi */
+  range: (k, c, lo, hi) => `W: ${k} × ${c}, values ${fmt(lo)} … ${fmt(hi)}`,
+};
+
+/**
+ * The note when W's columns follow a new C.
+ * @param {number} before columns W had
+ * @param {number} c columns it has now
+ * @returns {string}
+ */
+export function matrixFitted(before, c) {
+  const span = (a, b) => (a === b ? `column ${a} is` : `columns ${a}…${b} are`);
+  if (c === before) return "";
+  return c > before
+    ? `W now has C = ${c} columns to match the input: ${span(before, c - 1)} 0.`
+    : `W now has C = ${c} columns to match the input: ${span(c, before - 1).replace(/ (is|are)$/, "")} ${c === before - 1 ? "was" : "were"} dropped.`;
+}
+
+/** The labels of the file choosers, saying which file each holds. */
+export const fileText = {
+  /** @param {File|null} file @param {boolean} fromNetwork chosen under “Your own network” */
+  input: (file, fromNetwork) =>
+    !file
+      ? "Your own activations: choose or drop a file…"
+      : fromNetwork
+        ? `Your file: ${file.name}, chosen under “Your own network” (choose another…)`
+        : `Your file: ${file.name} (choose another…)`,
+  weights: (file) => (file ? `Your weights file: ${file.name} (choose another…)` : "Your own 1×1 layer…"),
+  checkpoint: (file) => (file ? `Checkpoint: ${file.name} (choose another…)` : "Choose or drop a checkpoint, or a file from onebyone capture…"),
+  /** @param {File|null} file @param {"drop"|"net"} from which zone brought it @param {boolean} on the network is in use */
+  activations: (file, from, on) =>
+    file && from === "net"
+      ? `Activations: ${file.name} (choose another…)`
+      : file && on
+        ? `Activations: ${file.name}, the file under “Your own activations” above (choose another…)`
+        : "Choose or drop the activations…",
+};
+
+/** @param {string} file @returns {string} */
+export const readingLayers = (file) => `Reading the layers of ${file}…`;
+
+/**
+ * A file from `onebyone capture` given as a checkpoint: it becomes the input.
+ * @param {string} file
+ * @param {number[]} shape its activations' shape
+ * @param {string|undefined} replaced the input file it takes the place of
+ * @returns {string}
+ */
+export function capturedNote(file, shape, replaced) {
+  return `${file} came from onebyone capture: it holds the activations (${shape.join("×")}) and the layer, so it is the input${replaced ? ` in place of ${replaced}` : ""}, and the layer comes with it.`;
+}
+
+// ---------------------------------------------------------------- share and export
+
+/**
+ * Why a link cannot carry the files in use.
+ * @param {{input?: string, weights?: string}} names
+ * @returns {string}
+ */
+export function linkNote(names) {
+  const files = [names.input, names.weights].filter(Boolean);
+  return files.length
+    ? `Files cannot travel in a link: the link keeps your settings, but whoever opens it gets the scenario's generated maps${names.weights ? " and preset weights" : ""} instead of ${files.join(" and ")}. The curl command below sends the files.`
+    : "";
+}
+
+/** What copying says. */
+export const copyText = {
+  link: (withFiles) => (withFiles ? "Link copied, without the files (see the note)." : "Link copied."),
+  curl: "curl command copied.",
+  select: "Press Ctrl+C to copy the selected command.",
+};
+
+// ---------------------------------------------------------------- the story and the numbers
+
+/** @param {string} description what the settings are now (describe) @returns {string} */
+export const changedPoint = (description) => `Changed from the scenario. ${description}`;
+
+/** @param {string} name channel 0's name @returns {string} */
+export const pictureCaption = (name) => `Input channel 0 (${name || "channel 0"}) in grey: the picture these feature maps were computed from.`;
+
+/**
+ * "The numbers behind the headline", each as the page shows it.
+ * @param {object} r the CompareReport
+ * @returns {Record<string, string>} keyed by the id of the element that shows it
+ */
+export function numbers(r) {
+  const s = r.summary;
+  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const [c] = r.shapes.input;
+  const k = r.shapes.weight[0];
+  const v = r.layer.variance_kept;
+  const t = r.timings_ms;
+  const out = {
+    "n-relu-changed": `${num(s.relu_only_changed)} of ${num(s.relu_only_values)} values`,
+    "n-conv-changed": `${num(s.conv_relu_changed)} of ${num(s.conv_relu_values)} values`,
+    "n-zeros": `${pct(mean(r.stats.relu_only.zero_fraction))} / ${pct(mean(r.stats.conv_relu.zero_fraction))}`,
+    "n-cost1-label": `1×1 layer, ${c} → ${k} channels: parameters / multiply-adds`,
+    "n-cost1": `${num(r.cost.conv1x1.parameters)} / ${num(r.cost.conv1x1.macs)}`,
+    "n-cost3": `${num(r.cost.conv3x3.parameters)} / ${num(r.cost.conv3x3.macs)}`,
+    "n-variance": v === null || v === undefined ? `— (K = ${k} ≥ C = ${c}: nothing is reduced)` : `${pct(v)} (what a best linear read-out from W·x recovers)`,
+    "n-device": `${r.device} / ${t.compute.toFixed(2)} ms compute, ${Object.values(t).reduce((a, b) => a + b, 0).toFixed(1)} ms in all`,
+  };
+  const truth = Object.entries(r.truth || {});
+  if (truth.length) {
+    const [name, tr] = truth[0];
+    out["n-truth-label"] = `Marking "${truthLabel(name)}": 1×1 + ReLU / ReLU-only / all-zero map`;
+    out["n-truth"] = `${pct(tr.conv_relu.agreement)} / ${pct(tr.relu_only.agreement)} / ${pct(1 - tr.fraction_true)}`;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- the panels
+
+/**
+ * A column's title: the server's panel title, or a ground-truth mask's.
+ * @param {string} col e.g. "conv_relu", "truth:edge"
+ * @param {Record<string, {title: string}>} panels the server's panel definitions
+ * @returns {string}
+ */
+export function columnTitle(col, panels) {
+  if (panels[col]) return panels[col].title;
+  return col.startsWith("truth:") ? `Truth: ${truthLabel(col.slice(6))}` : col;
+}
+
+/**
+ * The column titles when a network's layer made the maps: its name, the batch norm folded in.
+ * @param {object} l the report's `layer`
+ * @returns {Record<string, string>|undefined}
+ */
+export function layerTitles(l) {
+  if (!l.checkpoint_layer) return undefined;
+  // The batch norm's full name is in the numbers and the story; a column title stays short.
+  const bn = l.batchnorm ? " + BN" : "";
+  const name = layer(l.checkpoint_layer);
+  return { conv_relu: `${name}${bn} → ReLU`, pre_activation: `${name}${bn}, before the ReLU` };
+}
+
+/** Words on and around the panels. */
+export const panelText = {
+  head: (title, channels) => `${title} · ${channels} ch`,
+  caption: (short, i) => `${short} · ${i}`,
+  row: (i, name) => (name ? `${i} ${name}` : `channel ${i}`),
+  channel: (i) => `channel ${i}`,
+  cell: (title, what) => `${title}, ${what}`,
+  perChannel: ["per-channel", "", "scales"],
+  /** @param {"shared"|"channel"} scale @param {number} stride */
+  scaleNote: (scale, stride) =>
+    (scale === "shared"
+      ? "One colour scale per panel: colours compare across channels."
+      : "Per-channel scales: each map uses its full colour range, which hides differences in magnitude.") +
+    (stride > 1 ? ` Maps subsampled every ${stride} pixels for display; the .npz has every value.` : ""),
+};
+
+/** The readout of the values at a pixel. */
+export const readoutText = {
+  hint: "Hover, tap or focus a map to read the exact values at a pixel.",
+  /** @param {number[]} values @param {string[]} names @param {number} shown how many to list */
+  vector(values, names, shown) {
+    const out = values.slice(0, shown).map((v, i) => `${names[i] ? `${i} ${names[i]}` : `c${i}`} ${fmt(v)}`);
+    if (values.length > shown) out.push(`… ${values.length - shown} more (the .npz has all)`);
+    return out.join(" · ");
+  },
+  where: (y, x, stride, title, ch) => `Pixel (${y}, ${x})${stride > 1 ? ` (every ${stride}th pixel shown)` : ""}, ${title}, channel ${ch}`,
+  output: (k) => `output ${k}: `,
+  /** @param {string} sum the written sum @param {number} pre @param {number} conv */
+  sum: (sum, pre, conv) => `W·x + b = ${sum} = ${fmt(pre)}; relu → ${fmt(conv)}`,
+  input: (c) => `x (input, ${c} channels): `,
+  relu: "ReLU-only, relu(x): ",
+  yesNo: (v) => (v ? "yes" : "no"),
+  truth: (title, v) => `${title}: ${v ? "yes" : "no"}`,
+};
+
+/** The enlarged channel's words. */
+export const zoomText = {
+  /** @param {string} title @param {number} c @param {string} name the channel's name where the column has one */
+  title: (title, c, name) => `${title} · channel ${c}${name ? ` (${name})` : ""}`,
+  range: (lo, hi, scale) =>
+    `values ${fmt(lo)} … ${fmt(hi)}; colour scale ${fmt(scale.min)} … ${fmt(scale.max)} (${scale.diverging ? "diverging, 0 at the centre" : "sequential from 0"})`,
+  hint: "Hover over or tap the map to read the value at a pixel.",
+  value: (y, x, c, name, shown) =>
+    `Pixel (${y}, ${x}), channel ${c}${name ? ` (${name})` : ""}: ${shown}. The full channel vector and W·x + b are in the readout above the maps.`,
+};
+
+// ---------------------------------------------------------------- the experiments
+
+/** Words of the experiment views. */
+export const experimentText = {
+  fitChart: "Mean squared error of both models against the training step, log scale",
+  fitCaption: "Mean squared error (log scale) against the training step; values under 10⁻¹⁰ of the largest are float rounding and sit on the bottom line.",
+  fitLegend: { conv: "1×1 conv + ReLU", relu: "best ReLU-only model (scale and bias per channel)", floor: "floor no per-channel model can beat" },
+  fitAxis: "training step",
+  progress: "training progress",
+  cancel: "Cancel",
+  training: "Training…",
+  step: (step, steps) => `Step ${num(step)} of ${num(steps)}.`,
+  cancelled: (step) => `Cancelled at step ${num(step)}.`,
+  done: (device, steps) => `Done on ${device}: ${num(steps)} steps.`,
+  noResult: "The stream ended without a result.",
+  changed1x1: (n) => `outputs the 1×1 conv changed (${n}); outlined: the input pixel changed`,
+  changed3x3: (n) => `outputs the 3×3 conv changed (${n})`,
+  litName: "3×3 > 0",
+  lit: "where the 3×3 edge layer > 0: what its agreement counts",
+  bottleneckChart: "Variance kept and relative multiply-adds against K",
+  /** @param {object} r BottleneckResult @param {string} n e.g. "3×3" */
+  bottleneckCaption: (r, n) =>
+    `For every K from 1 to ${r.channels}: the input variance the best 1×1 reduction to K channels keeps, and the multiply-adds of the 1×1 reduce + ${n} conv to ${r.out_channels} channels relative to the ${n} conv alone.`,
+  bottleneckLegend: (n) => ({ kept: "variance kept", cost: `multiply-adds relative to ${n} alone (capped at 100%)` }),
+  bottleneckTable: (n, out) => `Cost of 1×1 reduce to K, then ${n} to ${out}`,
+  bottleneckHead: (n) => ["K", "variance kept", "params", "mult-adds", `vs ${n} alone`],
+  alone: (n) => `${n} alone`,
+  bottleneckAxis: "K, channels after the 1×1 reduction",
+};
