@@ -4,7 +4,6 @@ fetching it."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from app import __version__, catalogue, montage, report
+from app.routes.output import json_bytes
 from app.scenarios import SCENARIOS
 
 # The checkout (or image) root, which holds templates/ and static/.
@@ -38,8 +38,8 @@ def page_data(app: FastAPI) -> dict[str, Any]:
     serve them (the devices present are in the catalogue), and the panels as the PNG has them:
     title, short caption, and whether it is drawn without asking."""
     return {
-        "catalogue": catalogue.build(app.state.settings).model_dump(mode="json"),
-        "colormaps": report.colormaps().model_dump(mode="json"),
+        "catalogue": catalogue.build(app.state.settings, app.state.sources.trained),
+        "colormaps": report.colormaps(),
         "panels": {
             name: {
                 "title": title,
@@ -57,8 +57,7 @@ def _data_block(app: FastAPI) -> str:
     in them changes while it serves."""
     block: str | None = getattr(app.state, "page_data_block", None)
     if block is None:
-        text = json.dumps(page_data(app), ensure_ascii=False, separators=(",", ":"))
-        block = text.translate(_ESCAPES)
+        block = json_bytes(page_data(app)).decode().translate(_ESCAPES)
         app.state.page_data_block = block
     return block
 
