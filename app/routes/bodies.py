@@ -19,6 +19,7 @@ import json
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, TypeVar
@@ -242,6 +243,7 @@ class Body:
     kind: str
     spool: Spool
     boundary: bytes = b""
+    stop: threading.Event | None = None  # the request's CancelToken: decoding looks at it
 
 
 @dataclass(frozen=True)
@@ -326,7 +328,7 @@ async def receive_body(request: Request, settings: Settings, ticket: Ticket) -> 
     ticket.on_release(spool.close)
     kind, boundary, limit, over = plan.kind, plan.boundary, plan.limit, plan.over
     if plan.declared == 0 or (plan.declared is None and not plan.chunked):
-        return Body(kind, spool, boundary)
+        return Body(kind, spool, boundary, ticket.token)
     tail = b""
     # One timer per request, not one per message: it cancels the read when the body
     # stalls for body_idle_timeout_s or takes longer than body_timeout_s in all.
@@ -392,7 +394,7 @@ async def receive_body(request: Request, settings: Settings, ticket: Ticket) -> 
             "Send the whole body.",
             code="bad_multipart",
         )
-    return Body(kind, spool, boundary)
+    return Body(kind, spool, boundary, ticket.token)
 
 
 # ---------------------------------------------------------------- parsing (compute slot)
@@ -532,7 +534,9 @@ def _split_multipart(
         )
 
 
-def read_upload(part: Part | None, name: str, settings: Settings) -> uploads.Decoded | None:
+def read_upload(
+    part: Part | None, name: str, settings: Settings, stop: threading.Event | None = None
+) -> uploads.Decoded | None:
     if part is None:
         return None
     if part.filename is None:
@@ -550,6 +554,7 @@ def read_upload(part: Part | None, name: str, settings: Settings) -> uploads.Dec
         max_values=settings.max_values,
         max_pixels=settings.max_image_pixels,
         max_side=(settings.max_height, settings.max_width),
+        stop=stop,
     )
 
 
@@ -583,7 +588,7 @@ def parse_body(
             spec_text = spec_part.data.read().decode("utf-8", "replace")
         spec = parse_spec(model, spec_text, "spec part", settings.max_json_values)
         for name in file_parts:
-            files[name] = read_upload(parts.get(name), name, settings)
+            files[name] = read_upload(parts.get(name), name, settings, body.stop)
     finally:
         for part in parts.values():
             part.data.close()
