@@ -18,7 +18,7 @@ import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from app import torchsave
 from app.errors import InvalidContent, TooLarge, UnreadableFile, UnsupportedType, excerpt
 from app.gate import Cancelled
 from app.schemas import Layout
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 _NPY_MAGIC = b"\x93NUMPY"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -862,6 +865,68 @@ def pick(decoded: Decoded, preferred: str, what: str) -> np.ndarray:
         field=preferred,
         code="ambiguous_array",
     )
+
+
+# ---------------------------------------------------------------- photos
+
+
+def read_photo(
+    data: bytes | bytearray, what: str, *, max_pixels: int, field: str = "photo"
+) -> Image.Image:
+    """A photo for the network, decoded by Pillow within `max_pixels`: an RGB image.
+
+    PNG or JPEG only, told by their first bytes; anything else is a 415, a damaged one a
+    400. The size is read from the header and refused (413) before any pixel is decoded,
+    and Pillow's own decompression-bomb guard is a 413 too. Grey, palette and alpha images
+    become RGB (alpha dropped), 16-bit ones keep their top 8 bits; an EXIF orientation is
+    applied, so the network sees the photo the way a browser shows it.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if not data:
+        raise UnreadableFile(f"{what} is empty; send a PNG or JPEG.", field=field, code="empty")
+    if not data.startswith((_PNG_MAGIC, _JPEG_MAGIC)):
+        raise UnsupportedType(
+            f"{what} is not a PNG or JPEG (its first bytes are {bytes(data[:8])!r}); "
+            "send a photo as PNG or JPEG.",
+            field=field,
+            code="not_a_photo",
+        )
+    try:
+        with warnings.catch_warnings():
+            # Our own pixel limit applies below; Pillow's bomb warning would only repeat it.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img: Image.Image = Image.open(io.BytesIO(data), formats=("PNG", "JPEG"))
+            w, h = img.size
+            if w * h > max_pixels:
+                raise TooLarge(
+                    f"{what} is {w}×{h} = {w * h} pixels; the limit is {max_pixels} "
+                    "(ONEBYONE_MAX_IMAGE_PIXELS). Resize it.",
+                    field=field,
+                )
+            img.load()
+            if img.mode.startswith("I;16") or img.mode == "I":
+                # (H, W) of 0 … 65535: the top 8 bits, as an 8-bit grey image.
+                grey = (np.asarray(img, dtype=np.uint32) >> 8).astype(np.uint8)
+                img = Image.fromarray(grey)
+            rgb = ImageOps.exif_transpose(img).convert("RGB")
+    except Image.DecompressionBombError:
+        raise TooLarge(
+            f"{what} declares more than {2 * (Image.MAX_IMAGE_PIXELS or 0)} pixels; the limit "
+            f"is {max_pixels} (ONEBYONE_MAX_IMAGE_PIXELS). Resize it.",
+            field=field,
+        ) from None
+    except UnidentifiedImageError:
+        raise UnreadableFile(
+            f"{what} is not a readable image: its header is damaged (size, bit depth, colour "
+            "type or checksum). Re-save it as PNG or JPEG.",
+            field=field,
+        ) from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise UnreadableFile(
+            f"{what} is not a readable image: {excerpt(exc, 200)}", field=field
+        ) from None
+    return rgb
 
 
 # ---------------------------------------------------------------- layouts
