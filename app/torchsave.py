@@ -15,6 +15,7 @@ storage's element count and bytes), in which torchvision's own older weights are
 
 from __future__ import annotations
 
+import pickle
 import pickletools
 import struct
 import threading
@@ -247,6 +248,9 @@ def scan(
                             "model's state dict."
                         )
                 stack.append(_OPAQUE)
+            elif name == "PROTO":
+                if not 2 <= int(arg or 0) <= pickle.HIGHEST_PROTOCOL:
+                    raise ValueError(f"pickle protocol {arg}")
             elif name == "STOP":
                 out.value = stack.pop()
                 if stack or marks:
@@ -434,7 +438,7 @@ def legacy(
 
 
 def zip_storages(
-    pickle: bytes | bytearray,
+    data_pkl: bytes | bytearray,
     sizes: dict[str, int],
     what: str,
     *,
@@ -446,8 +450,8 @@ def zip_storages(
 
     `sizes` maps each storage key to the size of its member (`<root>/data/<key>`).
     """
-    found = scan(pickle, 0, what, max_ops=max_ops, max_tensors=max_tensors, stop=stop)
-    if found.end != len(pickle):
+    found = scan(data_pkl, 0, what, max_ops=max_ops, max_tensors=max_tensors, stop=stop)
+    if found.end != len(data_pkl):
         raise UnreadableFile(f"{what}: its data.pkl goes on after its end.", code="bad_pickle")
     for key, storage in found.storages.items():
         if storage.view is not None:

@@ -33,12 +33,6 @@ MOBILENET = "mobilenet_v2-b0353104.pth"
 MOBILENET_SHA256 = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"
 
 
-def legacy(obj: Any) -> bytes:
-    buf = io.BytesIO()
-    torch.save(obj, buf, _use_new_zipfile_serialization=False)
-    return buf.getvalue()
-
-
 def state() -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     return {
@@ -59,7 +53,7 @@ def state() -> dict[str, torch.Tensor]:
 
 def test_a_legacy_file_decodes_to_what_torch_load_reads() -> None:
     sd = state()
-    data = legacy(sd)
+    data = files.pt_legacy(sd)
     assert not data.startswith(b"PK")  # really the legacy layout
     decoded = uploads.decode(data, "weights", "old.pth", **LIMITS)
     assert decoded.format == "pt"
@@ -79,7 +73,7 @@ def _first_count_offset(data: bytes) -> int:
 
 
 def test_a_legacy_storage_declaring_2_to_the_40_elements_is_refused_before_allocating() -> None:
-    data = legacy({"w": torch.ones(4)})
+    data = files.pt_legacy({"w": torch.ones(4)})
     # The pickle declares the storage's element count; 4 as BININT1 becomes 2**40 as LONG1.
     main = data.index(b"cpu")
     at = data.index(b"K\x04", main)
@@ -95,7 +89,7 @@ def test_a_legacy_storage_declaring_2_to_the_40_elements_is_refused_before_alloc
 
 
 def test_a_legacy_storage_whose_count_differs_from_its_bytes_is_refused() -> None:
-    data = legacy({"a": torch.ones(4), "b": torch.ones(3)})
+    data = files.pt_legacy({"a": torch.ones(4), "b": torch.ones(3)})
     at = _first_count_offset(data)
     (count,) = struct.unpack_from("<q", data, at)
     lying = data[:at] + struct.pack("<q", count + 1) + data[at + 8 :]
@@ -123,7 +117,7 @@ class Evil:
 def test_a_legacy_file_with_a_payload_is_refused_and_never_runs(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    data = legacy({"w": torch.ones(2), "evil": Evil()})
+    data = files.pt_legacy({"w": torch.ones(2), "evil": Evil()})
     with pytest.raises(UnreadableFile, match="weights_only"):
         uploads.decode(data, "weights", "evil.pth", **LIMITS)
     assert "pwned" not in capsys.readouterr().out
