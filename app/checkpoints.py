@@ -13,6 +13,7 @@ with the batch norm folded into its weight and bias (`fold`).
 from __future__ import annotations
 
 import difflib
+import heapq
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -31,9 +32,16 @@ BATCHNORM_CHOICES = {
     "auto": "fold the batch norm that follows it (found by name)",
     "none": "the raw conv, no batch norm",
 }
-# How many layers an error message lists before it points at the listing endpoint.
-_LISTED = 200
+# How many layers an error message lists before it points at the listing endpoint, and
+# how many characters of each name it shows: refusals stay a few KB for any checkpoint.
+_LISTED = 20
+_SHOWN = 80
 _LISTING = "POST /api/v1/checkpoints/layers lists them"
+# Suggestions compare the first characters of names only (difflib's cost grows with the
+# square of a name's length), among the names that share the longest start with the one
+# asked for: a typo is found among thousands of long names at once.
+_COMPARED = 100
+_CANDIDATES = 256
 
 
 @dataclass(frozen=True)
@@ -153,15 +161,39 @@ def _join(prefix: str, leaf: str) -> str:
 
 
 def close_names(name: str, choices: list[str]) -> list[str]:
-    """The choices that look like a mistyped `name`, best first."""
-    return difflib.get_close_matches(name, choices, n=5, cutoff=0.5)
+    """The choices that look like a mistyped `name`, best first (at most 5).
+
+    Names are compared by their first _COMPARED characters; where several share those,
+    the first of them stands for all.
+    """
+    if len(choices) > _CANDIDATES:
+        choices = heapq.nlargest(_CANDIDATES, choices, key=lambda c: _shared_start(name, c))
+    heads: dict[str, str] = {}
+    for choice in choices:
+        heads.setdefault(choice[:_COMPARED], choice)
+    close = difflib.get_close_matches(name[:_COMPARED], list(heads), n=5, cutoff=0.5)
+    return [heads[c] for c in close]
+
+
+def _shared_start(a: str, b: str) -> int:
+    """How many characters a and b have in common at their start (by bisection: slices
+    compare in C)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def show(name: str) -> str:
-    """A module name from an uploaded file, for a message: as it is when it looks like one."""
-    if name.isascii() and name.isprintable() and len(name) <= 200:
+    """A module name from an uploaded file, for a message: as it is when it looks like one,
+    else a short escaped excerpt."""
+    if name.isascii() and name.isprintable() and len(name) <= _SHOWN:
         return name or "(top-level weight)"
-    return excerpt(name, 200)
+    return excerpt(name, _SHOWN)
 
 
 def describe(conv: Conv, bn: str | None) -> str:
@@ -196,12 +228,14 @@ class Checkpoint:
             elif leaf == "running_mean" and _join(prefix, "running_var") in named:
                 gamma = named.get(_join(prefix, "weight"))
                 beta = named.get(_join(prefix, "bias"))
+                # Every part flat, whatever its shape: a (K, 1) γ is K values (folded), a
+                # (K, 2) one 2K (refused by check_batchnorm), never silently left out.
                 self.batchnorms[prefix] = BatchNorm(
                     prefix,
                     value.reshape(-1),
                     named[_join(prefix, "running_var")].reshape(-1),
-                    None if gamma is None or gamma.ndim != 1 else gamma,
-                    None if beta is None or beta.ndim != 1 else beta,
+                    None if gamma is None else gamma.reshape(-1),
+                    None if beta is None else beta.reshape(-1),
                 )
 
     def layers(self) -> list[Conv]:
@@ -228,7 +262,8 @@ class Checkpoint:
                 f"{show(c.name or 'weight')} ({c.kernel[0]}×{c.kernel[1]})"
                 for c in self.convs.values()
             ]
-            found = f" Its convs: {', '.join(others[:20])}." if others else ""
+            more = f" and {len(others) - _LISTED} more" if len(others) > _LISTED else ""
+            found = f" Its convs: {', '.join(others[:_LISTED])}{more}." if others else ""
             raise InvalidContent(
                 "The weights file holds no 1×1 conv layer (a 4-D weight with a 1×1 kernel, or "
                 f"a top-level (K, C) weight), so there is nothing to compare.{found}",

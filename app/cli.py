@@ -105,7 +105,10 @@ def load_factory(spec: str) -> tuple[str, Callable[..., Any]]:
             "mypackage.models:build_net."
         )
     if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # the console script's path does not hold "."
+        # The console script's path does not hold the working directory. It goes last, not
+        # first as `python -m` puts it: a stray torchvision.py there must not replace the
+        # installed package, and the user's own module is still found.
+        sys.path.append(os.getcwd())
     try:
         obj: Any = importlib.import_module(module_name)
     except Exception as exc:  # the user's module can raise anything while it imports
@@ -195,6 +198,8 @@ def capture(model: Any, layer: str, x: torch.Tensor, batchnorm: str = "auto") ->
     try:
         with torch.inference_mode():
             model(x)
+    except Exception as exc:  # the user's model can raise anything
+        raise CaptureError(f"The model failed on the image: {_reason(exc)}") from None
     finally:
         for h in handles:
             h.remove()
@@ -276,11 +281,27 @@ def capture(model: Any, layer: str, x: torch.Tensor, batchnorm: str = "auto") ->
     return Captured(xin.float(), weight, bias, bn_name, eps, check, notes)
 
 
+def _reason(exc: BaseException) -> str:
+    """An exception as one line for the terminal: its type and the first line it says."""
+    first = next((line for line in str(exc).splitlines() if line.strip()), "")
+    return f"{type(exc).__name__}: {first[:300]}" if first else type(exc).__name__
+
+
+def _check_output(path: Path) -> None:
+    """Refuse an -o that cannot be written before any work is done."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise CaptureError(f"Cannot write {path}: the folder {folder} does not exist.")
+    if path.is_dir() or not os.access(folder, os.W_OK):
+        raise CaptureError(f"Cannot write {path}: it is a folder, or {folder} is not writable.")
+
+
 def _capture_command(args: argparse.Namespace) -> int:
     import torch
     from PIL import Image, UnidentifiedImageError
     from safetensors.torch import save_file
 
+    _check_output(args.output)
     module_name, factory = load_factory(args.model)
     explicit = any(v is not None for v in (args.resize, args.crop, args.mean, args.std))
     default = Preprocessing()
@@ -302,7 +323,10 @@ def _capture_command(args: argparse.Namespace) -> int:
     if not isinstance(x, torch.Tensor) or x.ndim != 3:
         raise CaptureError(f"The preprocessing gave {type(x).__name__}, not a (3, H, W) tensor.")
 
-    model = factory(weights=args.weights) if args.weights is not None else factory()
+    try:
+        model = factory(weights=args.weights) if args.weights is not None else factory()
+    except Exception as exc:  # the user's factory can raise anything
+        raise CaptureError(f"{args.model} failed: {_reason(exc)}") from None
     if not isinstance(model, torch.nn.Module):
         raise CaptureError(f"{args.model} built a {type(model).__name__}, not an nn.Module.")
     model.eval()
@@ -321,7 +345,10 @@ def _capture_command(args: argparse.Namespace) -> int:
         "notes": "; ".join(got.notes),
     }
     tensors = {"input": got.input, "weight": got.weight, "bias": got.bias}
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(args.output), metadata)
+    try:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(args.output), metadata)
+    except (OSError, RuntimeError) as exc:  # safetensors reports I/O errors as its own
+        raise CaptureError(f"Cannot write {args.output}: {_reason(exc)}") from None
     c, h, w = got.input.shape
     k = got.weight.shape[0]
     print(f"wrote {args.output}: input ({c}, {h}, {w}), weight ({k}, {c}), bias ({k},)")
@@ -346,6 +373,9 @@ image through it with a forward hook on --layer, and writes one .safetensors fil
   bias    (K,)       its bias, folded the same way
 plus metadata (model, layer, batch norm folded, preprocessing). Upload that one
 file as `input` to POST /api/v1/compare or to the page.
+
+MODULE is imported as Python finds it, then from the working directory: installed
+packages come first, so a stray file there (torchvision.py) cannot replace one.
 
 Preprocessing: a torchvision factory with --weights uses those weights'
 documented transforms() (torchvision is imported only then). Otherwise the default:

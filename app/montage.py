@@ -114,6 +114,26 @@ def text_size(text: str, style: str) -> tuple[int, int]:
     return math.ceil(right) - min(0, int(left)), bottom - top
 
 
+# Names from uploaded files (a checkpoint's layer) in a title: at most this many characters.
+# One 60,000-character name would otherwise set the canvas's width, and Pillow's text
+# layout fails on a newline.
+NAME_CHARS = 80
+
+
+def shown(text: str, limit: int = NAME_CHARS) -> str:
+    """`text` as a montage draws it: unprintable characters escaped (\\n, \\x00, \\u202e),
+    cut to `limit` characters with an ellipsis."""
+    out: list[str] = []
+    used = 0
+    for c in text:
+        piece = c if c.isprintable() else ascii(c)[1:-1]
+        if used + len(piece) > limit:
+            return "".join(out) + "…"
+        out.append(piece)
+        used += len(piece)
+    return "".join(out)
+
+
 # Labels and ticks repeat across requests; range lines and titles vary, so the cache is
 # bounded (a stamp is at most a line of text: a few KiB).
 @lru_cache(maxsize=4096)
@@ -691,7 +711,7 @@ def plan(
     title = (
         f"input (C, H, W) = ({c}, {h}, {w}) · 1×1 conv {c} → {k} channel{'s' * (k > 1)}: "
         f"weight ({k}, {c}) "
-        f"+ bias ({k},) · weights: {cmp.layer.source} · device: {cmp.device} · "
+        f"+ bias ({k},) · weights: {shown(cmp.layer.source)} · device: {cmp.device} · "
         f"scale: {scale_text}"
     )
     specs = [

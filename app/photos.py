@@ -9,14 +9,13 @@ imported: the files are found through its record of installed files.
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from app import packaged
+from app import packaged, uploads
 from app.checkpoints import close_names
 from app.errors import InvalidContent, NotInstalled, excerpt
 
@@ -179,17 +178,9 @@ def load(name: str, max_pixels: int) -> Image.Image:
 
 
 def decode(data: bytes, max_pixels: int, what: str) -> Image.Image:
-    """PNG or JPEG bytes as an RGB image; the declared size is checked before any pixel
-    is decoded (the uploads' reader does the same for photos users send)."""
-    with Image.open(io.BytesIO(data), formats=["PNG", "JPEG"]) as img:
-        w, h = img.size
-        if w * h > max_pixels:
-            raise InvalidContent(
-                f"The photo {what} is {w}×{h} pixels, over the limit of {max_pixels:,}.",
-                field="input.photo",
-                code="too_large",
-            )
-        return img.convert("RGB")  # a loaded copy, so closing the file leaves it whole
+    """PNG or JPEG bytes as an RGB image, by the uploads' bounded reader: the declared size
+    is checked before any pixel is decoded."""
+    return uploads.read_photo(data, f"The photo {what}", max_pixels=max_pixels, field="input.photo")
 
 
 def as_rgb(image: Image.Image | np.ndarray) -> Image.Image:

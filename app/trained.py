@@ -42,8 +42,8 @@ class PhotoFile:
 
 def read_photo(data: bytes | bytearray, filename: str | None, max_pixels: int) -> PhotoFile:
     """An uploaded photo: PNG or JPEG, its size checked before it is decoded."""
-    what = excerpt(filename or "unnamed")
-    image = photos.decode(bytes(data), max_pixels, what)
+    what = f"The photo file ({excerpt(filename or 'unnamed')})"
+    image = uploads.read_photo(data, what, max_pixels=max_pixels, field="photo")
     return PhotoFile(image, network.upload_key(bytes(data)), filename or "unnamed")
 
 

@@ -10,28 +10,49 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 import struct
+import threading
 import tokenize
 import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 import numpy as np
 
-from app.errors import InvalidContent, TooLarge, UnreadableFile, UnsupportedType, excerpt
+from app import torchsave
+from app.errors import Cancelled, InvalidContent, TooLarge, UnreadableFile, UnsupportedType, excerpt
 from app.schemas.requests import Layout
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 _NPY_MAGIC = b"\x93NUMPY"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _ZIP_MAGIC = b"PK\x03\x04"
 _MAX_ZIP_MEMBERS = 64
-# torch.save writes one member per tensor storage: a ResNet-50 checkpoint has over 300.
-_MAX_PT_MEMBERS = 4096
+# Tensors in one file, zero-size ones included (a ResNet-50 state dict has 320; torch.save
+# writes one zip member per storage). Counted before torch.load or safetensors builds any.
+MAX_TENSORS = 4096
+_MAX_PT_MEMBERS = MAX_TENSORS
+# A torch.save pickle spends about 36 opcodes on each tensor of a state dict (measured on
+# torchvision's MobileNetV2): 64 each leaves room for the containers around them.
+_MAX_PICKLE_OPS = 64 * MAX_TENSORS
+# Dict entries a .pt's walk visits (tensors, numbers, nested dicts), each container once.
+_MAX_ENTRIES = 4 * MAX_TENSORS
+# Characters in one array's name: a layer name as long as weights.layer takes (1000,
+# schemas.WeightsSpec) and its longest leaf (".num_batches_tracked") fit.
+MAX_NAME = 1024
 # How deep a .pt's nested dicts are read ({"state_dict": {…}}, {"model": …, "optimizer": …}).
 _MAX_PT_DEPTH = 8
+# Bytes of .safetensors header read (the JSON before the data): 4096 entries with names of
+# 1000 characters fit.
+_MAX_SAFETENSORS_HEADER = 8 << 20
+# How many names a refusal lists before it says how many more there are.
+_LISTED = 10
 # Where training checkpoints keep the model's state dict (checkpoints.WRAPPERS strips them).
 _MODEL_KEYS = ("state_dict", "model_state_dict", "model")
 # Bytes of zip directory read (an entry is 46 bytes plus its name): room for thousands of
@@ -54,7 +75,12 @@ _ZIP_ERRORS = (
     NotImplementedError,
     RuntimeError,
 )
-_ACCEPTED = ".npy, .npz, .pt (zip format, as torch.save writes), .safetensors, PNG or JPEG"
+_ACCEPTED = ".npy, .npz, .pt/.pth (torch.save), .safetensors, PNG or JPEG"
+# The first torch releases whose torch.load(weights_only=True) has no known way around it:
+# CVE-2025-32434 (code execution, fixed in 2.6) and CVE-2026-24747 (memory corruption
+# through SETITEM on non-dicts and storages whose declared size differs from their bytes,
+# fixed in 2.10).
+_TORCH_FLOOR = (2, 10)
 
 
 @dataclass(frozen=True)
@@ -212,45 +238,224 @@ def _read_npz(zf: zipfile.ZipFile, max_values: int, what: str) -> dict[str, np.n
     return arrays
 
 
-def _read_pt(
-    data: bytes | bytearray, zf: zipfile.ZipFile, max_values: int, what: str
-) -> dict[str, np.ndarray]:
+def _check_stop(stop: threading.Event | None) -> None:
+    """Raise Cancelled once nobody wants the file read (its request timed out or left)."""
+    if stop is not None and stop.is_set():
+        raise Cancelled("stopped while reading an upload")
+
+
+def listed(names: list[str], limit: int = _LISTED) -> str:
+    """At most `limit` names from a file, each a short escaped excerpt, and how many more."""
+    shown = ", ".join(excerpt(n) for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def torch_reads_safely(version: str) -> bool:
+    """Whether torch `version` ("2.10.0+cu128") is at or past _TORCH_FLOOR as released.
+
+    A pre-release of the floor itself (2.10.0a0, .dev, rc) may predate the fix: not trusted.
+    """
+    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?([^+]*)", version)
+    if m is None:
+        return False
+    release = (int(m.group(1)), int(m.group(2)))
+    if release != _TORCH_FLOOR:
+        return release > _TORCH_FLOOR
+    return m.group(4) == ""
+
+
+def check_torch(version: str) -> None:
+    """Refuse to read .pt/.pth files with a torch whose weights_only loader can be bypassed."""
+    if not torch_reads_safely(version):
+        floor = ".".join(map(str, _TORCH_FLOOR))
+        raise UnsupportedType(
+            f"This server runs torch {excerpt(version)}, whose torch.load(weights_only=True) "
+            "has known ways around it (CVE-2025-32434, fixed in 2.6; CVE-2026-24747, fixed "
+            f"in 2.10), so it reads no .pt/.pth files. Send the weights as .safetensors or "
+            f".npy, or upgrade the server's torch to {floor} or later.",
+            code="torch_too_old",
+        )
+
+
+# A weights_only refusal: torch's advice around it is for people who trust the file.
+_TORCH_REASON = re.compile(r"WeightsUnpickler error: ([^\n]*)")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _torch_reason(exc: BaseException) -> str:
+    """What torch.load said was wrong, in one short line: no ANSI escapes, no advice."""
+    text = _ANSI.sub("", str(exc))
+    found = _TORCH_REASON.search(text)
+    line = found.group(1) if found else next((x for x in text.splitlines() if x.strip()), "")
+    # "Unsupported global: GLOBAL print was not an allowed global by default.
+    # Please use …": the first sentence says it all.
+    line = re.split(r"(?<=[.!?]) ", line.strip(), maxsplit=1)[0]
+    if "weights_only=False" in line or not line:
+        line = type(exc).__name__
+    return excerpt(line.rstrip("."), 200).strip("'")
+
+
+def _torch_load(data: bytes | bytearray, what: str) -> Any:
     import torch
 
-    # Checked member by member before torch reads the file: a member that lies about its
-    # size is refused here, and at most one member is held at a time.
-    _read_zip_members(zf, max_values * 8 + (1 << 20), what, _MAX_PT_MEMBERS, keep=False)
     try:
         # weights_only: a restricted unpickler that builds tensors and containers, never code.
-        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad or hostile file
         raise UnreadableFile(
             f"{what} could not be read as a tensor file with torch.load(weights_only=True): "
-            f"{str(exc).splitlines()[0][:300]}. Save a tensor or a state dict."
+            f"{_torch_reason(exc)}. Save a tensor or a state dict."
         ) from None
+
+
+def _pt_members(zf: zipfile.ZipFile, what: str) -> tuple[str, dict[str, int]]:
+    """The zip-format torch.save archive's data.pkl member, and each storage's member size."""
+    pickles = [i.filename for i in zf.infolist() if i.filename.endswith("/data.pkl")]
+    if len(pickles) != 1:
+        raise UnreadableFile(
+            f"{what} is a zip archive with {len(pickles)} data.pkl members; torch.save writes one."
+        )
+    root = pickles[0][: -len("data.pkl")]
+    data_dir = f"{root}data/"
+    sizes = {
+        i.filename[len(data_dir) :]: i.file_size
+        for i in zf.infolist()
+        if i.filename.startswith(data_dir)
+    }
+    return pickles[0], sizes
+
+
+def _read_pt(
+    data: bytes | bytearray,
+    zf: zipfile.ZipFile,
+    max_values: int,
+    what: str,
+    stop: threading.Event | None,
+) -> dict[str, np.ndarray]:
+    import torch
+
+    check_torch(torch.__version__)
+    # Checked member by member before torch reads the file: a member that lies about its
+    # size is refused here, and at most one member is held at a time.
+    _read_zip_members(zf, max_values * 8 + (1 << 20), what, _MAX_PT_MEMBERS, keep=False)
+    pkl, sizes = _pt_members(zf, what)
+    try:
+        pickle = _read_member(zf, zf.getinfo(pkl), zf.getinfo(pkl).file_size)
+    except _ZIP_ERRORS as exc:
+        raise UnreadableFile(f"{what}: its data.pkl cannot be read: {excerpt(exc, 200)}") from None
+    # Every storage's declared size against its member, and the pickle's size, before
+    # torch.load builds anything.
+    torchsave.zip_storages(
+        pickle, sizes, what, max_ops=_MAX_PICKLE_OPS, max_tensors=MAX_TENSORS, stop=stop
+    )
+    del pickle
+    tensors = _state_dict(_torch_load(data, what), what, stop)
+    return _tensors_to_numpy(tensors, max_values, what, stop)
+
+
+def _read_legacy(
+    data: bytes | bytearray, max_values: int, what: str, stop: threading.Event | None
+) -> dict[str, np.ndarray]:
+    """A torch.save file in the legacy format (before PyTorch 1.6), as torchvision's own
+    older weights are: its storages checked against their bytes, then torch.load."""
+    import torch
+
+    torchsave.legacy(
+        data,
+        what,
+        max_ops=_MAX_PICKLE_OPS,
+        max_tensors=MAX_TENSORS,
+        max_storages=_MAX_PT_MEMBERS,
+        max_bytes=max_values * 8 + (1 << 20),
+        stop=stop,
+    )
+    check_torch(torch.__version__)
+    tensors = _state_dict(_torch_load(data, what), what, stop)
+    return _tensors_to_numpy(tensors, max_values, what, stop)
+
+
+def _state_dict(obj: Any, what: str, stop: threading.Event | None) -> dict[str, Any]:
+    """The tensors of what torch.load built, by dotted name as a state dict names them.
+
+    Nested dicts are read as dotted names (as a state dict names submodules), each
+    container once however often it is referred to (a dict may hold itself), at most
+    _MAX_PT_DEPTH deep and _MAX_ENTRIES entries in all; a name is counted against MAX_NAME
+    before it is built. Keys are strings or whole numbers (an optimizer's state); entries
+    under other keys are skipped, as are values that are neither tensors nor dicts.
+    """
+    import torch
+
     tensors: dict[str, Any] = {}
     if isinstance(obj, torch.Tensor):
-        tensors["tensor"] = obj
-    elif isinstance(obj, dict):
-        # A training checkpoint ({"model": …, "optimizer": …, "epoch": 3}) holds the model
-        # under one of the usual names: read only that, not the optimizer's state.
-        for key in _MODEL_KEYS:
-            if isinstance(obj.get(key), dict):
-                obj = {key: obj[key]}
-                break
-        # Nested dicts are read as dotted names, as a state dict names submodules; other
-        # values are skipped.
-        todo: list[tuple[str, dict[Any, Any], int]] = [("", obj, 0)]
-        while todo:
-            prefix, d, depth = todo.pop(0)
-            for k, v in d.items():
-                name = f"{prefix}{k}"
-                if isinstance(v, torch.Tensor):
-                    tensors[name] = v
-                elif isinstance(v, dict) and depth < _MAX_PT_DEPTH:
-                    todo.append((name + ".", v, depth + 1))
+        return {"tensor": obj}
+    if not isinstance(obj, dict):
+        raise UnreadableFile(f"{what} holds a {type(obj).__name__}, not a tensor or a state dict.")
+    # A training checkpoint ({"model": …, "optimizer": …, "epoch": 3}) holds the model
+    # under one of the usual names: read only that, not the optimizer's state.
+    for key in _MODEL_KEYS:
+        if isinstance(obj.get(key), dict):
+            obj = {key: obj[key]}
+            break
+    seen: set[int] = set()
+    entries = skipped = 0
+    todo: list[tuple[str, dict[Any, Any], int]] = [("", obj, 0)]
+    while todo:
+        prefix, d, depth = todo.pop(0)
+        if id(d) in seen:
+            continue
+        seen.add(id(d))
+        for k, v in d.items():
+            entries += 1
+            if entries > _MAX_ENTRIES:
+                raise TooLarge(
+                    f"{what} holds more than {_MAX_ENTRIES} entries in its dicts; a state "
+                    f"dict of at most {MAX_TENSORS} tensors has fewer. Save only the model's "
+                    "state dict."
+                )
+            if entries % 1024 == 0:
+                _check_stop(stop)
+            is_tensor = isinstance(v, torch.Tensor)
+            if not is_tensor and not (isinstance(v, dict) and depth < _MAX_PT_DEPTH):
+                continue
+            if isinstance(k, str):
+                key = k
+            elif isinstance(k, int) and not isinstance(k, bool):
+                key = str(k)
+            else:
+                skipped += 1  # a tensor or a tuple as a key names no module
+                continue
+            if len(prefix) + len(key) > MAX_NAME:
+                raise _name_too_long(what, prefix, key)
+            name = f"{prefix}{key}"
+            if is_tensor:
+                if name in tensors:
+                    raise UnreadableFile(
+                        f"{what} holds two tensors named {excerpt(name)}; names must be unique.",
+                        code="duplicate_name",
+                    )
+                tensors[name] = v
+            else:
+                todo.append((name + ".", v, depth + 1))
     if not tensors:
-        raise UnreadableFile(f"{what} holds no tensors; save a tensor or a state dict.")
+        others = f" ({skipped} under keys that are not strings)" if skipped else ""
+        raise UnreadableFile(f"{what} holds no tensors{others}; save a tensor or a state dict.")
+    return tensors
+
+
+def _name_too_long(what: str, prefix: str, key: str) -> InvalidContent:
+    return InvalidContent(
+        f"{what} holds a tensor named {excerpt(prefix + key[:80], 60)} of "
+        f"{len(prefix) + len(key)} characters or more; names of at most {MAX_NAME} are read "
+        "(a layer name of at most 1000 and its leaf). Rename it.",
+        code="name_too_long",
+    )
+
+
+def _tensors_to_numpy(
+    tensors: dict[str, Any], max_values: int, what: str, stop: threading.Event | None
+) -> dict[str, np.ndarray]:
+    for name, t in tensors.items():
+        _check_plain(t, f"{what} tensor {excerpt(name)}")
     # Many views of one storage are cheap to store and costly to convert: bound the total.
     total = sum(int(t.numel()) for t in tensors.values())
     if total > 2 * max_values:
@@ -258,12 +463,40 @@ def _read_pt(
             f"{what} holds {len(tensors)} tensors with {total} values in all; the limit is "
             f"{2 * max_values} (2 × ONEBYONE_MAX_VALUES). Save only the model's state dict."
         )
-    return {k: _torch_to_numpy(v, max_values, f"{what} {k!r}") for k, v in tensors.items()}
+    out = {}
+    for i, (k, v) in enumerate(tensors.items()):
+        if i % 64 == 0:
+            _check_stop(stop)
+        out[k] = _torch_to_numpy(v, max_values, f"{what} tensor {excerpt(k)}")
+    return out
+
+
+def _check_plain(t: Any, what: str) -> None:
+    """A dense tensor in memory: nested, sparse, quantized and meta tensors have no plain
+    shape or values to read (a nested tensor's .shape raises)."""
+    import torch
+
+    if t.is_nested:
+        kind = "nested"
+    elif t.layout != torch.strided:
+        kind = "sparse"
+    elif t.is_quantized:
+        kind = "quantized"
+    elif t.is_meta:
+        kind = "meta (it has no values)"
+    else:
+        return
+    raise UnsupportedType(
+        f"{what} is a {kind} tensor; save plain dense tensors (tensor.to_dense(), "
+        "tensor.dequantize()).",
+        code="tensor_kind",
+    )
 
 
 def _torch_to_numpy(t: Any, max_values: int, what: str) -> np.ndarray:
     import torch
 
+    _check_plain(t, what)
     _check_values(tuple(t.shape), max_values, what)
     if t.is_complex():
         raise UnsupportedType(f"{what} has dtype {t.dtype}; send a real numeric tensor.")
@@ -286,6 +519,7 @@ def _check_safetensors_header(header: object, size: int, max_values: int, what: 
     max_values. `size` is the number of data bytes after the header."""
     if not isinstance(header, dict):
         raise UnreadableFile(f"{what} has a malformed .safetensors header.", code="bad_header")
+    _check_tensor_count(len(header) - ("__metadata__" in header), what)
     total = 0
     for name, entry in header.items():
         if name == "__metadata__":
@@ -315,7 +549,31 @@ def _check_safetensors_header(header: object, size: int, max_values: int, what: 
             )
 
 
-def _read_safetensors(data: bytes | bytearray, max_values: int, what: str) -> dict[str, np.ndarray]:
+def _check_tensor_count(count: int, what: str) -> None:
+    if count > MAX_TENSORS:
+        raise TooLarge(
+            f"{what} holds {count} tensors or more; the limit is {MAX_TENSORS} tensors "
+            "(zero-size ones count too). Save only the model's state dict."
+        )
+
+
+def _counting_pairs(what: str) -> Any:
+    """An object_pairs_hook for json.loads that refuses a header of too many objects while
+    it is parsed: each tensor's entry is an object, handed over as soon as it ends."""
+    count = 0
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal count
+        count += 1
+        _check_tensor_count(count - 2, what)  # the header itself and its __metadata__
+        return dict(pairs)
+
+    return hook
+
+
+def _read_safetensors(
+    data: bytes | bytearray, max_values: int, what: str, stop: threading.Event | None
+) -> dict[str, np.ndarray]:
     from safetensors.torch import load as st_load
 
     if len(data) < 8:
@@ -323,8 +581,13 @@ def _read_safetensors(data: bytes | bytearray, max_values: int, what: str) -> di
     (header_len,) = struct.unpack("<Q", data[:8])
     if header_len > len(data) - 8:
         raise UnreadableFile(f"{what} is truncated: its header is longer than the file.")
+    if header_len > _MAX_SAFETENSORS_HEADER:
+        raise TooLarge(
+            f"{what} has a header of {header_len} bytes; at most {_MAX_SAFETENSORS_HEADER} "
+            f"are read (room for {MAX_TENSORS} tensors). Save only the model's state dict."
+        )
     try:
-        header = json.loads(data[8 : 8 + header_len])
+        header = json.loads(data[8 : 8 + header_len], object_pairs_hook=_counting_pairs(what))
     except (ValueError, RecursionError) as exc:
         # ValueError covers JSONDecodeError, UnicodeDecodeError and an integer longer than
         # Python's digit limit (sys.get_int_max_str_digits).
@@ -332,13 +595,14 @@ def _read_safetensors(data: bytes | bytearray, max_values: int, what: str) -> di
             f"{what} has a malformed .safetensors header: {excerpt(exc, 200)}", code="bad_header"
         ) from None
     _check_safetensors_header(header, len(data) - 8 - header_len, max_values, what)
+    _check_stop(stop)
     try:
         tensors = st_load(bytes(data))  # the library takes bytes only
     except Exception as exc:  # safetensors raises its own SafetensorError
         raise UnreadableFile(
             f"{what} is not a readable .safetensors file: {excerpt(exc, 200)}"
         ) from None
-    return {k: _torch_to_numpy(v, max_values, f"{what} {excerpt(k)}") for k, v in tensors.items()}
+    return _tensors_to_numpy(tensors, max_values, what, stop)
 
 
 def _read_image(
@@ -475,6 +739,7 @@ def _sniff(
     max_values: int,
     max_pixels: int,
     max_side: tuple[int, int] | None,
+    stop: threading.Event | None,
 ) -> Decoded:
     kind = _kind(data)
     if kind == "npy":
@@ -490,7 +755,7 @@ def _sniff(
             raise UnreadableFile(f"{what} is a damaged zip archive: {excerpt(exc, 200)}") from None
         with zf:
             if any(n.endswith("data.pkl") for n in names):
-                return Decoded(_read_pt(data, zf, max_values, what), "pt")
+                return Decoded(_read_pt(data, zf, max_values, what, stop), "pt")
             if names and all(n.endswith(".npy") for n in names):
                 try:
                     return Decoded(_read_npz(zf, max_values, what), "npz")
@@ -501,14 +766,34 @@ def _sniff(
             f"send one of: {_ACCEPTED}."
         )
     if kind == "safetensors":
-        return Decoded(_read_safetensors(data, max_values, what), "safetensors")
+        return Decoded(_read_safetensors(data, max_values, what, stop), "safetensors")
     if kind == "pickle":
-        raise UnsupportedType(
-            f"{what} looks like a raw pickle (or a legacy torch.save file); uploads are never "
-            "unpickled. Save with torch.save (zip format, the default) or as .npy/.safetensors.",
-            code="pickle",
-        )
+        # torch.save's legacy format starts with a pickle of its magic number; any other
+        # pickle is refused there, unread.
+        return Decoded(_read_legacy(data, max_values, what, stop), "pt")
     raise UnsupportedType(f"{what} is not a supported file type; send one of: {_ACCEPTED}.")
+
+
+def _names(arrays: dict[str, np.ndarray], what: str) -> dict[str, np.ndarray]:
+    """The arrays under names that are valid text, MAX_NAME characters at most.
+
+    A lone surrogate ("\\ud800", which a pickle or a JSON header can hold) cannot be
+    encoded as UTF-8, so no answer could carry it: it is written as its escape, and that
+    written form is the name everywhere (listing, report, weights.layer).
+    """
+    out: dict[str, np.ndarray] = {}
+    for key, value in arrays.items():
+        name = key.encode("utf-8", "backslashreplace").decode("utf-8")
+        if len(name) > MAX_NAME:
+            raise _name_too_long(what, "", name)
+        if name in out:
+            raise UnreadableFile(
+                f"{what} holds two arrays named {excerpt(name)} once written out; names must "
+                "be unique.",
+                code="duplicate_name",
+            )
+        out[name] = value
+    return out
 
 
 def decode(
@@ -519,29 +804,41 @@ def decode(
     max_values: int,
     max_pixels: int,
     max_side: tuple[int, int] | None = None,
+    stop: threading.Event | None = None,
 ) -> Decoded:
     """Named arrays from an uploaded file, recognised by its content, not its name.
 
     Sizes are checked from headers before anything is decoded: `max_values` per array,
-    `max_pixels` per image, and `max_side` (height, width) when given.
+    `max_pixels` per image, and `max_side` (height, width) when given; a file holds at
+    most MAX_TENSORS arrays, each named with at most MAX_NAME characters.
 
     `part` is the multipart part it came in (input, weights, target): every error
-    raised here names it as the field at fault.
+    raised here names it as the field at fault. `stop` (the request's CancelToken) is
+    looked at in long loops: once it is set, reading ends with gate.Cancelled.
     """
     name = excerpt(filename or "unnamed")
     what = f"The {part} file ({name})"
     try:
         if not data:
             raise UnreadableFile(f"{what} is empty; send one of: {_ACCEPTED}.", code="empty")
-        return _sniff(data, what, max_values=max_values, max_pixels=max_pixels, max_side=max_side)
+        _check_stop(stop)
+        decoded = _sniff(
+            data,
+            what,
+            max_values=max_values,
+            max_pixels=max_pixels,
+            max_side=max_side,
+            stop=stop,
+        )
+        return Decoded(_names(decoded.arrays, what), decoded.format, decoded.layout)
     except UnsupportedType as exc:
         # A known extension on content we cannot read is a damaged file, not a new type.
         ext = "." + (filename or "").rsplit(".", 1)[-1].lower() if "." in (filename or "") else ""
         if ext in _EXTENSIONS and _kind(data) is None:
             raise UnreadableFile(
                 f"{name} is not a valid {_EXTENSIONS[ext]} file: its first bytes "
-                f"({data[:8]!r}) are not what that format starts with. Check that the file "
-                "was written completely and by the right library.",
+                f"({bytes(data[:8])!r}) are not what that format starts with. Check that the "
+                "file was written completely and by the right library.",
                 field=part,
                 code="bad_magic",
             ) from None
@@ -562,11 +859,73 @@ def pick(decoded: Decoded, preferred: str, what: str) -> np.ndarray:
     if not decoded.arrays:
         raise InvalidContent(f"{what} holds no arrays.", field=preferred, code="empty")
     raise InvalidContent(
-        f"{what} holds several arrays ({', '.join(excerpt(k) for k in sorted(decoded.arrays))}); "
+        f"{what} holds several arrays ({listed(sorted(decoded.arrays))}); "
         f"name the one to use {preferred!r}.",
         field=preferred,
         code="ambiguous_array",
     )
+
+
+# ---------------------------------------------------------------- photos
+
+
+def read_photo(
+    data: bytes | bytearray, what: str, *, max_pixels: int, field: str = "photo"
+) -> Image.Image:
+    """A photo for the network, decoded by Pillow within `max_pixels`: an RGB image.
+
+    PNG or JPEG only, told by their first bytes; anything else is a 415, a damaged one a
+    400. The size is read from the header and refused (413) before any pixel is decoded,
+    and Pillow's own decompression-bomb guard is a 413 too. Grey, palette and alpha images
+    become RGB (alpha dropped), 16-bit ones keep their top 8 bits; an EXIF orientation is
+    applied, so the network sees the photo the way a browser shows it.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if not data:
+        raise UnreadableFile(f"{what} is empty; send a PNG or JPEG.", field=field, code="empty")
+    if not data.startswith((_PNG_MAGIC, _JPEG_MAGIC)):
+        raise UnsupportedType(
+            f"{what} is not a PNG or JPEG (its first bytes are {bytes(data[:8])!r}); "
+            "send a photo as PNG or JPEG.",
+            field=field,
+            code="not_a_photo",
+        )
+    try:
+        with warnings.catch_warnings():
+            # Our own pixel limit applies below; Pillow's bomb warning would only repeat it.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img: Image.Image = Image.open(io.BytesIO(data), formats=("PNG", "JPEG"))
+            w, h = img.size
+            if w * h > max_pixels:
+                raise TooLarge(
+                    f"{what} is {w}×{h} = {w * h} pixels; the limit is {max_pixels} "
+                    "(ONEBYONE_MAX_IMAGE_PIXELS). Resize it.",
+                    field=field,
+                )
+            img.load()
+            if img.mode.startswith("I;16") or img.mode == "I":
+                # (H, W) of 0 … 65535: the top 8 bits, as an 8-bit grey image.
+                grey = (np.asarray(img, dtype=np.uint32) >> 8).astype(np.uint8)
+                img = Image.fromarray(grey)
+            rgb = ImageOps.exif_transpose(img).convert("RGB")
+    except Image.DecompressionBombError:
+        raise TooLarge(
+            f"{what} declares more than {2 * (Image.MAX_IMAGE_PIXELS or 0)} pixels; the limit "
+            f"is {max_pixels} (ONEBYONE_MAX_IMAGE_PIXELS). Resize it.",
+            field=field,
+        ) from None
+    except UnidentifiedImageError:
+        raise UnreadableFile(
+            f"{what} is not a readable image: its header is damaged (size, bit depth, colour "
+            "type or checksum). Re-save it as PNG or JPEG.",
+            field=field,
+        ) from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise UnreadableFile(
+            f"{what} is not a readable image: {excerpt(exc, 200)}", field=field
+        ) from None
+    return rgb
 
 
 # ---------------------------------------------------------------- layouts

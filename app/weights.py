@@ -16,7 +16,7 @@ from app import checkpoints, inputs, mixing
 from app.errors import InvalidContent, excerpt
 from app.schemas.requests import WeightsSpec
 from app.schemas.responses import BatchNormInfo, CheckpointLayer, CheckpointLayers
-from app.uploads import Decoded, check_finite
+from app.uploads import Decoded, check_finite, listed
 
 
 @dataclass
@@ -169,7 +169,7 @@ def _file_weight(decoded: Decoded) -> np.ndarray:
         return weight
     if len(decoded.arrays) != 1:
         raise InvalidContent(
-            f"The weights file holds {', '.join(excerpt(k) for k in sorted(decoded.arrays))}; "
+            f"The weights file holds {listed(sorted(decoded.arrays))}; "
             "it needs one array, or a state dict with 'weight' (and optional 'bias'), as "
             "torch.save(conv.state_dict()) writes for nn.Conv2d(C, K, 1).",
             field="weights",
@@ -190,7 +190,7 @@ def _checkpoint_layer(
     if ckpt.convs:
         return ckpt, ckpt.layer(spec.layer)
     if spec.layer is not None:
-        held = ", ".join(excerpt(k) for k in list(decoded.arrays)[:10])
+        held = listed(list(decoded.arrays))
         raise InvalidContent(
             f"weights.layer names {excerpt(spec.layer)}, but the weights file holds no conv "
             f"layer to pick from (it holds {held}). Drop weights.layer to read it as one layer.",
@@ -406,7 +406,11 @@ def from_file(decoded: Decoded, spec: WeightsSpec, x: torch.Tensor) -> Layer:
             )
         check_finite(b, "bias", field="weights")
     else:
-        b = _bias(spec.bias, k, "weights file")
+        with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused just below
+            b = _bias(spec.bias, k, "weights file")
+        # Checked before a batch norm is folded in: a bias too large for float32 is the
+        # request's weights.bias at fault, not the batch norm.
+        check_finite(b, "bias", field="weights.bias")
     follows = ckpt.follows(name)
     bn = ckpt.batchnorm(conv or checkpoints.Conv(name, w, b), spec.batchnorm)
     if bn is not None:

@@ -38,6 +38,13 @@ def pt(obj: Any) -> bytes:
     return buf.getvalue()
 
 
+def pt_legacy(obj: Any) -> bytes:
+    """torch.save's legacy format (before PyTorch 1.6), as torchvision's older weights are."""
+    buf = io.BytesIO()
+    torch.save(obj, buf, _use_new_zipfile_serialization=False)
+    return buf.getvalue()
+
+
 def safetensors(**arrays: np.ndarray) -> bytes:
     return st_save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()})
 

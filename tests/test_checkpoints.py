@@ -657,3 +657,43 @@ def test_capture_refuses_a_layer_that_is_not_1x1(
     )
     assert done.returncode == 2 and says in done.stderr, done.stderr
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def _capture_args(photo: Path, out: Path, *more: str) -> list[str]:
+    return ["--layer", "layer1.0.conv1", "--image", str(photo), "-o", str(out), *more]
+
+
+@pytest.mark.parametrize(
+    ("factory", "output", "says"),
+    [
+        # -o in a folder that does not exist
+        ("tests.nets:resnet_like", "missing/dir/x.safetensors", "Cannot write"),
+        # the factory itself fails (its weights file is missing)
+        ("tests.nets:resnet_like", "x.safetensors", "tests.nets:resnet_like failed"),
+    ],
+)
+def test_capture_failures_are_one_clean_error_line(
+    photo: Path, tmp_path: Path, factory: str, output: str, says: str
+) -> None:
+    more = ["--weights", str(tmp_path / "no-such.pt")] if "failed" in says else []
+    done = run_capture(tmp_path, factory, *_capture_args(photo, tmp_path / output, *more))
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and says in done.stderr, done.stderr
+    assert done.stderr.startswith("onebyone capture: error:")
+
+
+def test_capture_imports_installed_packages_before_files_in_the_working_directory(
+    photo: Path, tmp_path: Path
+) -> None:
+    # A stray file where the command runs must not replace a module the user's own
+    # imports (torchvision.py for torchvision; here wave.py for the standard library's wave,
+    # which nothing has imported yet), and the user's own module there is still found.
+    (tmp_path / "wave.py").write_text("raise SystemExit('the stray wave.py was imported')\n")
+    (tmp_path / "mynet.py").write_text(
+        "import wave\n\nfrom tests.nets import resnet_like\n\n\n"
+        "def build():\n    assert wave.Wave_read\n    return resnet_like()\n"
+    )
+    out = tmp_path / "x.safetensors"
+    done = run_capture(tmp_path, "mynet:build", *_capture_args(photo, out))
+    assert done.returncode == 0, done.stderr
+    assert out.exists()

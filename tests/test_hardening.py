@@ -37,6 +37,7 @@ VALID = [
     files.npy(X),
     files.npz(input=X),
     files.pt({"weight": torch.from_numpy(X)}),
+    files.pt_legacy({"weight": torch.from_numpy(X), "b": {"bias": torch.ones(3)}}),
     files.safetensors(input=X),
     files.png((np.abs(X[0]) * 60).astype(np.uint8)),
     files.jpeg((np.abs(X[0]) * 60).astype(np.uint8)),

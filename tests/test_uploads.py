@@ -268,3 +268,78 @@ def test_an_empty_member_after_a_large_one_is_not_refused() -> None:
     # (0, 10) holds no values: it fits whatever the members before it hold.
     z = decode(files.npz(a=np.zeros(999_999, np.bool_), b=np.zeros((0, 10), np.float32)), "x.npz")
     assert z.arrays["b"].shape == (0, 10)
+
+
+# ---------------------------------------------------------------- read_photo
+
+
+def _image_bytes(img: object, fmt: str, **save: object) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **save)  # type: ignore[attr-defined]
+    return buf.getvalue()
+
+
+def test_a_photo_decodes_to_rgb_exactly() -> None:
+    from PIL import Image
+
+    rgb = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    img = uploads.read_photo(files.png(rgb), "The photo", max_pixels=10_000)
+    assert img.mode == "RGB" and img.size == (40, 30)
+    np.testing.assert_array_equal(np.asarray(img), rgb)
+    jpeg = uploads.read_photo(files.jpeg(rgb), "The photo", max_pixels=10_000)
+    assert jpeg.mode == "RGB" and jpeg.size == (40, 30)
+    reference = np.asarray(Image.open(io.BytesIO(files.jpeg(rgb))).convert("RGB"))
+    np.testing.assert_array_equal(np.asarray(jpeg), reference)
+
+
+def test_a_photo_of_any_png_mode_becomes_rgb() -> None:
+    from PIL import Image
+
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    for img, expected in (
+        (Image.fromarray(grey), np.repeat(grey[:, :, None], 3, axis=2)),
+        (Image.fromarray(grey).convert("P"), np.repeat(grey[:, :, None], 3, axis=2)),
+        (Image.fromarray(np.dstack([grey] * 4)), np.dstack([grey] * 3)),  # RGBA: alpha dropped
+        # 16 bits: the top 8 are the colour (65535 is white, not 255).
+        (Image.fromarray(grey.astype(np.uint16) * 257), np.repeat(grey[:, :, None], 3, axis=2)),
+    ):
+        got = uploads.read_photo(_image_bytes(img, "PNG"), "The photo", max_pixels=100)
+        assert got.mode == "RGB"
+        np.testing.assert_array_equal(np.asarray(got), expected)
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "code"),
+    [
+        (files.npy(X), UnsupportedType, "not_a_photo"),
+        (b"hello, this is text", UnsupportedType, "not_a_photo"),
+        (b"", UnreadableFile, "empty"),
+        (b"GIF89a" + b"\0" * 40, UnsupportedType, "not_a_photo"),
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, UnreadableFile, "unreadable"),
+        (files.jpeg(np.zeros((64, 64, 3), np.uint8))[:300], UnreadableFile, "unreadable"),
+    ],
+)
+def test_what_is_not_a_photo_is_refused(data: bytes, error: type[Exception], code: str) -> None:
+    with pytest.raises(error) as err:
+        uploads.read_photo(data, "The photo", max_pixels=100_000)
+    assert err.value.code == code and err.value.field == "photo"  # type: ignore[attr-defined]
+
+
+def test_a_photo_over_the_pixel_limit_is_a_413_before_decoding() -> None:
+    import tracemalloc
+
+    from PIL import Image
+
+    # A decompression bomb: 8000×8000 of one colour is some 60 kB of PNG.
+    bomb = _image_bytes(Image.new("L", (8000, 8000)), "PNG")
+    assert len(bomb) < 200_000
+    tracemalloc.start()
+    try:
+        for data in (bomb, _png_declaring(100_000, 100_000)):
+            with pytest.raises(TooLarge, match="ONEBYONE_MAX_IMAGE_PIXELS") as err:
+                uploads.read_photo(data, "The photo", max_pixels=1_000_000)
+            assert err.value.field == "photo"
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, peak

@@ -9,12 +9,12 @@ Each PHOTO.npy is an RGB uint8 (H, W, 3) photo. For each it writes OUT_DIR/PHOTO
 the input of every 1×1 layer as torchvision's module hooks see it, `(C, H, W)` under
 the module's name; `classifier.1` as the 7×7×1280 map the pooling averages (the
 classifier applied at every pixel is the 1×1 layer); `classifier.1.pooled`, what the
-Linear layer itself receives; `preprocessed`, torchvision's transform of the photo; and
+Linear layer itself receives; `preprocessed`, torchvision's transform of the photo;
 `logits`; and `NAME.bn_out` for each 1×1 conv followed by a batch norm, that batch
-norm's output (what the network computes there, before its ReLU6). OUT_DIR/layers.json describes each 1×1 layer from torchvision's module tree:
-its channels, the module after it (batch norm or none), the activation after that, and
-the map size its hook saw; and torchvision's names of the 1000 classes. It imports
-nothing from onebyone.
+norm's output (what the network computes there, before its ReLU6). OUT_DIR/layers.json
+describes each 1×1 layer from torchvision's module tree: its channels, the module after
+it (batch norm or none), the activation after that, and the map size its hook saw; and
+torchvision's names of the 1000 classes. It imports nothing from onebyone.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ request-body documentation, and `ComputeRoute` refuses a route without one.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -102,7 +103,7 @@ class Incoming(Generic[M]):
     def parsed(self) -> Parsed[M]:
         """The body parsed strictly (once; a route may run several jobs). In a compute slot."""
         if self._parsed is None:
-            self._parsed = self.reader.parse(self.body, self.settings)
+            self._parsed = self.reader.parse(self.body, self.settings, self.ticket.token)
         return self._parsed
 
     async def run(self, job: Callable[[Parsed[M]], T], *, watch: bool = True) -> T:
@@ -141,13 +142,16 @@ class BodyReader(Generic[M]):
         body = await receive_body(request, settings, ticket)
         return Incoming(self, body, ticket, settings, request)
 
-    def parse(self, body: Body, settings: Settings) -> Parsed[M]:
-        """The spec and its decoded files (None where a part is absent)."""
+    def parse(
+        self, body: Body, settings: Settings, stop: threading.Event | None = None
+    ) -> Parsed[M]:
+        """The spec and its decoded files (None where a part is absent); decoding stops
+        (errors.Cancelled) once `stop` is set."""
         started = time.perf_counter()
         files: dict[str, uploads.Decoded | None] = dict.fromkeys(self.files)
         photos: dict[str, trained.PhotoFile | None] = dict.fromkeys(self.photos)
         if body.kind == "multipart":
-            spec = self._multipart(body, files, photos, settings)
+            spec = self._multipart(body, files, photos, settings, stop)
         elif self.required is not None and not self.json:
             raise InvalidContent(
                 f"Send multipart/form-data with the file in a part named {self.required!r} "
@@ -167,6 +171,7 @@ class BodyReader(Generic[M]):
         files: dict[str, uploads.Decoded | None],
         photos: dict[str, trained.PhotoFile | None],
         settings: Settings,
+        stop: threading.Event | None,
     ) -> M:
         parts: dict[str, multipart.Part] = {}
         allowed = {*self.files, *self.photos, "spec"}
@@ -183,7 +188,7 @@ class BodyReader(Generic[M]):
                 spec_text = spec_part.data.read().decode("utf-8", "replace")
             spec = parse_spec(self.model, spec_text, "spec part", settings.max_json_values)
             for name in self.files:
-                files[name] = _decode(parts.get(name), name, settings)
+                files[name] = _decode(parts.get(name), name, settings, stop)
             for name in self.photos:
                 if (data := _file_bytes(parts.get(name), name)) is not None:
                     photos[name] = trained.read_photo(
@@ -234,7 +239,9 @@ def _file_bytes(part: multipart.Part | None, name: str) -> bytearray | None:
     return data
 
 
-def _decode(part: multipart.Part | None, name: str, settings: Settings) -> uploads.Decoded | None:
+def _decode(
+    part: multipart.Part | None, name: str, settings: Settings, stop: threading.Event | None
+) -> uploads.Decoded | None:
     data = _file_bytes(part, name)
     if data is None or part is None:
         return None
@@ -245,6 +252,7 @@ def _decode(part: multipart.Part | None, name: str, settings: Settings) -> uploa
         max_values=settings.max_values,
         max_pixels=settings.max_image_pixels,
         max_side=(settings.max_height, settings.max_width),
+        stop=stop,
     )
 
 

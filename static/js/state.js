@@ -359,7 +359,9 @@ export function curlCommand(origin, endpoint, request, files, format = "json") {
     const parts = [];
     if (files.input) parts.push(`-F ${shellQuote(`input=@${files.input}`)}`);
     if (files.weights) parts.push(`-F ${shellQuote(`weights=@${files.weights}`)}`);
-    parts.push(`-F ${shellQuote(`spec=${JSON.stringify(request)}`)}`);
+    // --form-string: curl would read ";type=" or ";headers=@FILE" inside a -F value (a layer
+    // name from someone's checkpoint can hold them); files stay -F, to be read.
+    parts.push(`--form-string ${shellQuote(`spec=${JSON.stringify(request)}`)}`);
     return `curl -sS -X POST ${url} ${parts.join(" ")}${out}`;
   }
   return `curl -sS -X POST ${url} -H 'Content-Type: application/json' -d ${shellQuote(JSON.stringify(request))}${out}`;
