@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from app import packaged, photos
-from app.errors import InvalidContent
+from app.errors import InvalidContent, TooLarge
 
 SIZES = {  # (W, H), as the packages' documentation gives them
     "chelsea": (451, 300),
@@ -52,7 +52,7 @@ def test_an_unknown_photo_gets_close_names() -> None:
 def test_a_photo_over_the_pixel_bound_is_refused_before_decoding() -> None:
     buf = io.BytesIO()
     Image.new("RGB", (300, 200)).save(buf, "PNG")
-    with pytest.raises(InvalidContent) as e:
+    with pytest.raises(TooLarge) as e:  # 413, as for every upload over a limit
         photos.decode(buf.getvalue(), 300 * 200 - 1, "test")
     assert e.value.code == "too_large" and "300×200" in e.value.detail
     assert photos.decode(buf.getvalue(), 300 * 200, "test").size == (300, 200)

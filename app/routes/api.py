@@ -37,6 +37,7 @@ CompareBody = Annotated[
                 "photo": 'PNG or JPEG: a photo for "generator": "network" in place of a '
                 "built-in one",
             },
+            required=("input", "photo"),
             spec_example='{"input": {"layout": "chw"}, "device": "cpu"}',
         )
     ),

@@ -32,7 +32,7 @@ LayersBody = Annotated[
                 "{'state_dict': …} and {'model': …} wrappers and module./model. prefixes are "
                 "fine), .safetensors or .npz."
             },
-            required="weights",
+            required=("weights",),
             json=False,
             spec_example="{}",
         )

@@ -116,8 +116,8 @@ class Incoming(Generic[M]):
 
 class BodyReader(Generic[M]):
     """A compute route's body: its request model, its file parts (name → what they hold),
-    its photo parts (PNG or JPEG for the network), the part a multipart body must carry,
-    and whether a JSON body is taken at all."""
+    its photo parts (PNG or JPEG for the network), the parts of which a multipart body must
+    carry one, and whether a JSON body is taken at all."""
 
     def __init__(
         self,
@@ -125,7 +125,7 @@ class BodyReader(Generic[M]):
         files: Mapping[str, str] | None = None,
         *,
         photos: Mapping[str, str] | None = None,
-        required: str | None = None,
+        required: tuple[str, ...] = (),
         json: bool = True,
         spec_example: str = '{"device": "cpu"}',
     ) -> None:
@@ -152,11 +152,11 @@ class BodyReader(Generic[M]):
         photos: dict[str, trained.PhotoFile | None] = dict.fromkeys(self.photos)
         if body.kind == "multipart":
             spec = self._multipart(body, files, photos, settings, stop)
-        elif self.required is not None and not self.json:
+        elif self.required and not self.json:
             raise InvalidContent(
-                f"Send multipart/form-data with the file in a part named {self.required!r} "
-                f"(curl -F {self.required}=@FILE).",
-                field=self.required,
+                f"Send multipart/form-data with the file in a part named {self.required[0]!r} "
+                f"(curl -F {self.required[0]}=@FILE).",
+                field=self.required[0],
                 code="missing",
             )
         elif body.kind == "json":
@@ -177,10 +177,11 @@ class BodyReader(Generic[M]):
         allowed = {*self.files, *self.photos, "spec"}
         try:
             multipart.split(body, parts, allowed, settings.max_spec_bytes)
-            if self.required and self.required not in parts:
+            if self.required and not parts.keys() & set(self.required):
+                named = " or ".join(repr(r) for r in self.required)
                 raise InvalidContent(
-                    f"The multipart body needs a file part named {self.required!r}.",
-                    field=self.required,
+                    f"The multipart body needs a file part named {named}.",
+                    field=self.required[0],
                     code="missing",
                 )
             spec_text = ""
@@ -218,8 +219,10 @@ class BodyReader(Generic[M]):
             "example": self.spec_example,
         }
         schema: dict[str, Any] = {"type": "object", "properties": props}
-        if self.required:
-            schema["required"] = [self.required]
+        if len(self.required) == 1:
+            schema["required"] = list(self.required)
+        elif self.required:
+            schema["anyOf"] = [{"required": [name]} for name in self.required]
         content["multipart/form-data"] = {"schema": schema}
         return {"requestBody": {"required": not self.json, "content": content}}
 
