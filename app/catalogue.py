@@ -14,6 +14,7 @@ from app import (
     checkpoints,
     devices,
     generators,
+    inputs,
     network,
     photos,
     pretrained,
@@ -83,7 +84,39 @@ def _field_param(model: type[Any], name: str, **override: Any) -> Param:
     return Param(**(values | override))
 
 
-def _generators(s: Settings) -> dict[str, GeneratorEntry]:
+def _network_generator(held: trained.Trained | None) -> GeneratorEntry:
+    """The network's maps: the input of one of its 1×1 layers, from a photo."""
+    net = None if held is None else held.net
+    layers = [] if net is None else [layer.name for layer in net.layers]
+    return GeneratorEntry(
+        description="The input of a trained network's 1×1 layer when the network sees a real "
+        "photo: activations a trained network really computes (MobileNetV2, ImageNet). The "
+        "layer decides C, H and W; a multipart file part 'photo' stands in for a built-in one.",
+        min_channels=1,
+        params={
+            "network": Param(
+                type="choice",
+                default=network.NAME,
+                choices=[network.NAME],
+                description="the trained network (GET /api/v1/catalogue: networks)",
+            ),
+            "photo": Param(
+                type="choice",
+                default=trained.DEFAULT_PHOTO,
+                choices=list(photos.PHOTOS),
+                description="a built-in photo (GET /api/v1/catalogue: photos)",
+            ),
+            "layer": Param(
+                type="choice",
+                default=trained.DEFAULT_LAYER,
+                choices=layers,
+                description="the 1×1 layer whose input the maps are",
+            ),
+        },
+    )
+
+
+def _generators(s: Settings, held: trained.Trained | None) -> dict[str, GeneratorEntry]:
     common = {
         "height": _field_param(InputSpec, "height", max=s.max_height),
         "width": _field_param(InputSpec, "width", max=s.max_width),
@@ -108,6 +141,7 @@ def _generators(s: Settings) -> dict[str, GeneratorEntry]:
             fixed_channels=g.fixed_channels,
             params=common | own,
         )
+    out[inputs.NETWORK] = _network_generator(held)
     return out
 
 
@@ -201,7 +235,7 @@ def build(s: Settings, held: trained.Trained | None = None) -> Catalogue:
     started without it)."""
     arrays = list(uploads.ARRAY_EXTENSIONS)
     return Catalogue(
-        generators=_generators(s),
+        generators=_generators(s, held),
         weight_presets=_presets(s),
         layouts=Layouts(
             values=[Choice(id=v, label=uploads.LAYOUT_LABELS[v]) for v in uploads.LAYOUTS],

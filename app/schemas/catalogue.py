@@ -12,14 +12,15 @@ from app.schemas.responses import Documented
 class Param(BaseModel):
     """One parameter a generator or preset takes, with its default and limits."""
 
-    type: Literal["int", "float", "floats", "ints"] = Field(
+    type: Literal["int", "float", "floats", "ints", "choice"] = Field(
         description="floats: one number, or a list of one per filter (K values); ints: a list "
-        "of integers, e.g. a pixel [y, x]"
+        "of integers, e.g. a pixel [y, x]; choice: one of `choices`"
     )
-    default: float | None = None
+    default: float | str | None = None
     min: float | None = None
     max: float | None = None
     description: str = ""
+    choices: list[str] | None = Field(default=None, description="choice: the values it takes.")
 
 
 class GeneratorEntry(BaseModel):
@@ -28,7 +29,10 @@ class GeneratorEntry(BaseModel):
     fixed_channels: int | None = Field(
         default=None, description="Set where the generator decides C itself."
     )
-    params: dict[str, Param] = Field(description="height, width, channels, seed and its own.")
+    params: dict[str, Param] = Field(
+        description="height, width, channels, seed and its own; the network generator takes "
+        "only network, photo and layer (the network decides the maps' size)."
+    )
 
 
 class PresetEntry(BaseModel):
@@ -114,7 +118,9 @@ class NetworkEntry(BaseModel):
     title: str
     file: str = Field(description="Its weights file and that file's sha256.")
     available: bool = Field(description="Whether the weights are installed and right.")
-    detail: str | None = Field(description="When not available: why, and how to install them.")
+    detail: str | None = Field(
+        default=None, description="When not available: why, and how to install them."
+    )
     preprocessing: str = Field(description="What is done to a photo before the network.")
     default_layer: str = Field(description="input.layer when none is given.")
     layers: list[NetworkLayer] = Field(
@@ -134,7 +140,9 @@ class PhotoEntry(BaseModel):
     credit: str = Field(description="Who took it.")
     licence: str
     available: bool = Field(description="Whether its file is installed and right.")
-    detail: str | None = Field(description="When not available: why, and how to install it.")
+    detail: str | None = Field(
+        default=None, description="When not available: why, and how to install it."
+    )
 
 
 class Catalogue(Documented):

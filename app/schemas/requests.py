@@ -219,6 +219,37 @@ class CompareRequest(_UploadLayout):
                 "weights": {"preset": "pca", "out_channels": 64},
             },
         },
+        "trained": {
+            "summary": "A trained 1×1 layer: MobileNetV2's block 7 expand on a photo of a cat",
+            "value": {
+                "input": {
+                    "generator": "network",
+                    "network": "mobilenet_v2",
+                    "photo": "chelsea",
+                    "layer": "features.7.conv.0.0",
+                },
+                "weights": {"network": "mobilenet_v2", "batchnorm": "auto"},
+            },
+        },
+        "trained_reduce": {
+            "summary": "192 → 64 as trained: MobileNetV2's block 7 projection",
+            "value": {
+                "input": {"generator": "network", "photo": "chelsea", "layer": "features.7.conv.2"},
+                "weights": {"network": "mobilenet_v2"},
+            },
+        },
+        "cat_minus_dog": {
+            "summary": "Cat minus dog, for real: the classifier's W[Egyptian cat] − W[golden "
+            "retriever] at every pixel",
+            "value": {
+                "input": {"generator": "network", "photo": "chelsea", "layer": "classifier.1"},
+                "weights": {
+                    "network": "mobilenet_v2",
+                    "classes": ["Egyptian cat"],
+                    "minus": "golden retriever",
+                },
+            },
+        },
         "explicit": {
             "summary": "Explicit weights and bias",
             "value": {
@@ -286,13 +317,22 @@ class BottleneckRequest(_UploadLayout):
 
     EXAMPLES: ClassVar[dict[str, Example]] = {
         "bottleneck": {
-            "summary": "GoogLeNet's 192 → K → 5×5 → 32",
+            "summary": "GoogLeNet's 192 → K → 5×5 → 32, on generated maps",
             "value": {
                 "input": {"generator": "smooth", "channels": 192},
                 "kernel": 5,
                 "out_channels": 32,
             },
-        }
+        },
+        "trained": {
+            "summary": "The curve of a trained network's activations (MobileNetV2 block 7's "
+            "192 channels), its own 64-filter projection marked",
+            "value": {
+                "input": {"generator": "network", "photo": "chelsea", "layer": "features.7.conv.2"},
+                "kernel": 3,
+                "out_channels": 64,
+            },
+        },
     }
 
 
