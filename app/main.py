@@ -26,7 +26,7 @@ from app.config import Settings, get_settings
 from app.errors import Busy, OneByOneError, excerpt
 from app.experiments import warm_up
 from app.gate import ComputeGate
-from app.routes import api, checkpoints, docs, experiments, pages
+from app.routes import api, checkpoints, docs, experiments, pages, photos
 from app.routes.admission import ComputeRoute
 from app.routes.output import JSONResponse
 from app.routes.pipeline import REQUEST_RULES, document_request_models
@@ -307,7 +307,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     _install_error_handlers(app)
     computing = [api.compute_router, experiments.router, checkpoints.router]
-    for router in [api.router, *computing, pages.router, docs.router]:
+    for router in [api.router, photos.router, *computing, pages.router, docs.router]:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=pages.ROOT / "static"), name="static")
     app.mount(docs.ASSETS_URL, docs.assets(), name="docs-assets")

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app import photos, pretrained
+from app import network, photos, pretrained
 from bench.server import running
 
 NET = {"generator": "network", "network": "mobilenet_v2", "photo": "chelsea"}
@@ -382,3 +382,20 @@ def test_without_its_weights_the_server_says_how_to_install_them(
         assert ("no file at" if where == "missing" else "not loaded") in detail
         # Everything else still works.
         assert c.post("/api/v1/compare", json={}).status_code == 200
+
+
+def test_the_photos_are_served_as_shipped_and_as_the_network_crops_them(
+    client: httpx.Client,
+) -> None:
+    r = client.get("/api/v1/photos/chelsea")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert r.content == photos.read(photos.PHOTOS["chelsea"])
+    r = client.get("/api/v1/photos/grace_hopper", params={"view": "crop"})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    with Image.open(io.BytesIO(r.content)) as crop:
+        assert crop.size == (224, 224) and crop.mode == "RGB"
+        # The crop the network normalises, pixel for pixel (the reference test checks
+        # that one against torchvision's transforms).
+        ours = network.crop(photos.load("grace_hopper", 16 * 1024 * 1024))
+        np.testing.assert_array_equal(np.asarray(crop), np.asarray(ours))
+    refusal(client.get("/api/v1/photos/nope"), 422, "name", "unknown_name")
