@@ -62,6 +62,19 @@ def test_readme_curl_lines_run_as_written(readme_server: str, tmp_path: Path) ->
     with np.load(tmp_path / "catdog.npz", allow_pickle=False) as z:
         np.testing.assert_array_equal(z["conv_relu"][0] > 0, z["input"][0] > z["input"][1])
     assert '"shapes"' in done.stdout and '"weight": [16, 64]' not in done.stdout
+    # The trained network's lines.
+    catalogue = json.loads((tmp_path / "catalogue.json").read_text())
+    assert len(catalogue["networks"]["mobilenet_v2"]["layers"]) == 35
+    trained = json.loads((tmp_path / "trained.json").read_text())
+    assert trained["network"]["layer"] == "features.7.conv.0.0"
+    assert trained["network"]["top5"][0]["name"] == "Egyptian cat"
+    assert trained["shapes"]["weight"] == [192, 32] and trained["layer"]["activation"] == "relu6"
+    with Image.open(tmp_path / "cat-minus-dog.png") as img:
+        assert img.format == "PNG"
+    hopper = json.loads((tmp_path / "hopper.json").read_text())["network"]
+    assert hopper["photo"] == "upload:hopper.jpg" and hopper["layer"] == "classifier.1"
+    curve = json.loads((tmp_path / "trained-bottleneck.json").read_text())
+    assert curve["trained"] == {**curve["trained"], "layer": "features.7.conv.2", "k": 64}
 
 
 def test_readme_python_example_runs(readme_server: str, tmp_path: Path) -> None:
