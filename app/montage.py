@@ -231,7 +231,7 @@ class PanelSpec:
 
 
 @dataclass(frozen=True)
-class PanelLayout:
+class PanelBoxes:
     key: str
     heading: Text
     grid: Grid
@@ -243,14 +243,17 @@ class PanelLayout:
 
 
 @dataclass(frozen=True)
-class Layout:
+class Sheet:
+    """Where everything of one montage goes: its size, scale, title, notes and panels' boxes
+    (the array axes' order is `schemas.requests.Layout`, another thing)."""
+
     width: int
     height: int
     step: int  # every step-th value of the map is drawn …
     zoom: int  # … as zoom × zoom pixels
     title: tuple[Text, ...]
     notes: tuple[Text, ...]
-    panels: tuple[PanelLayout, ...]
+    panels: tuple[PanelBoxes, ...]
 
     def texts(self) -> list[Text]:
         out = [*self.title, *self.notes]
@@ -301,7 +304,7 @@ def layout(
     panels: Sequence[PanelSpec],
     height: int,
     width: int,
-) -> Layout:
+) -> Sheet:
     """Every box of the montage of (H, W) = (`height`, `width`) maps, from strings and sizes.
 
     Pure and deterministic. Text boxes are pairwise disjoint and disjoint from tiles, bars
@@ -316,7 +319,7 @@ def layout(
     )
 
 
-def _annotate(pl: PanelLayout, spec: PanelSpec) -> PanelLayout:
+def _annotate(pl: PanelBoxes, spec: PanelSpec) -> PanelBoxes:
     """Add the data-dependent part under a panel's colour bar: tick marks, their labels, range."""
     bar = pl.bar
     label_y = bar.y + bar.h + TICK_H + 1
@@ -356,7 +359,7 @@ def _frame(
     panels: tuple[tuple[str, str, range], ...],
     height: int,
     width: int,
-) -> Layout:
+) -> Sheet:
     """The layout without the colour bars' annotations: depends on shapes and names only."""
     n_panels = len(panels)
     most = max(len(ch) for _, _, ch in panels)
@@ -448,7 +451,7 @@ def _frame(
         # Bars line up across a row of panels, under the tallest grid.
         bar = Box(x0, grid.y + grid_h + BAR_GAP, pw, BAR_H)
         out.append(
-            PanelLayout(
+            PanelBoxes(
                 key,
                 Text(Box(x0, y0, hw, hh), heading, "text"),
                 grid,
@@ -461,7 +464,7 @@ def _frame(
         )
     pr = -(-n_panels // pc)
     total_h = y + pr * panel_h + (pr - 1) * PANEL_GAP_Y + MARGIN
-    return Layout(total_w, total_h, step, zoom, tuple(title_texts), tuple(note_texts), tuple(out))
+    return Sheet(total_w, total_h, step, zoom, tuple(title_texts), tuple(note_texts), tuple(out))
 
 
 def _scale_notes(height: int, width: int, step: int, zoom: int) -> tuple[str, ...]:
@@ -597,7 +600,7 @@ def _put_text(canvas: np.ndarray, t: Text) -> None:
     canvas[b.y : b.y + b.h, b.x : b.x + b.w] = _stamp(t.text, t.style)
 
 
-def draw(lay: Layout, coloured: Sequence[Coloured]) -> tuple[np.ndarray, float]:
+def draw(lay: Sheet, coloured: Sequence[Coloured]) -> tuple[np.ndarray, float]:
     """The montage as palette indices (H, W) uint8, and the ms spent on text."""
     canvas = np.full((lay.height, lay.width), WHITE, dtype=np.uint8)
     for pl, col in zip(lay.panels, coloured, strict=True):
@@ -653,7 +656,7 @@ def _panel_tensor(cmp: Comparison, key: str, drawn: range) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Plan:
-    layout: Layout
+    sheet: Sheet
     coloured: list[Coloured]
     colourmap_ms: float
     layout_ms: float
@@ -743,7 +746,7 @@ def comparison_png(
     """The montage of one comparison as PNG bytes, and the ms of each stage (see `plan`)."""
     p = plan(cmp, panels=panels, channel=channel, cap=cap, scale=scale)
     t0 = time.perf_counter()
-    canvas, text_ms = draw(p.layout, p.coloured)
+    canvas, text_ms = draw(p.sheet, p.coloured)
     t1 = time.perf_counter()
     png = encode(canvas)
     t2 = time.perf_counter()

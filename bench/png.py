@@ -120,7 +120,7 @@ def _canvas() -> np.ndarray:
     cmp = compare.run(CompareRequest.model_validate(QUESTION), Settings())
     with torch.inference_mode():
         p = montage.plan(cmp, cap=256)
-    canvas, _ = montage.draw(p.layout, p.coloured)
+    canvas, _ = montage.draw(p.sheet, p.coloured)
     return canvas
 
 

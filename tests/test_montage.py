@@ -41,7 +41,7 @@ def specs(keys: tuple[str, ...], channels: range) -> list[montage.PanelSpec]:
     ]
 
 
-def assert_nothing_overlaps(lay: montage.Layout) -> None:
+def assert_nothing_overlaps(lay: montage.Sheet) -> None:
     """Paint every box into a count raster: text may not meet text, a tile, a bar or a tick."""
     text = np.zeros((lay.height, lay.width), dtype=np.int32)
     solid = np.zeros_like(text)
@@ -170,15 +170,15 @@ def decode(png: bytes) -> Image.Image:
 def test_real_montages_decode_at_their_layout_size(c: int, side: int, k: int) -> None:
     cmp = comparison(c, side, side, k)
     p = montage.plan(cmp, panels=ALL_PANELS, cap=1024)
-    assert_nothing_overlaps(p.layout)
+    assert_nothing_overlaps(p.sheet)
     png, stages = montage.comparison_png(cmp, panels=ALL_PANELS, cap=1024)
     img = decode(png)
     assert img.format == "PNG" and img.mode == "P"
-    assert img.size == (p.layout.width, p.layout.height)
+    assert img.size == (p.sheet.width, p.sheet.height)
     assert set(stages) == {"png_colourmap", "png_layout", "png_tiles", "png_text", "png_encode"}
     # Every label is drawn where the layout put it: ink inside its box.
     idx = np.asarray(img)
-    for t in p.layout.texts():
+    for t in p.sheet.texts():
         b = t.box
         assert (idx[b.y : b.y + b.h, b.x : b.x + b.w] != montage.WHITE).any(), t.text
 
@@ -206,13 +206,13 @@ def test_tiles_show_the_values_through_the_colour_maps() -> None:
     cmp = comparison(3, 6, 5, 2)
     p = montage.plan(cmp, cap=256)
     img = decode(montage.comparison_png(cmp, cap=256)[0])
-    z = p.layout.zoom
+    z = p.sheet.zoom
     arrays = {
         "input": cmp.x.numpy(),
         "relu_only": cmp.paths.relu_only.numpy(),
         "conv_relu": cmp.paths.conv_relu.numpy(),
     }
-    for pl in p.layout.panels:
+    for pl in p.sheet.panels:
         a = arrays[pl.key].astype(np.float64)
         for ch, tile in enumerate(pl.grid.tiles()):
             want = expected_rgb(a[ch], a.min(), a.max(), pl.key == "input")
@@ -239,30 +239,30 @@ def test_per_channel_scale_uses_each_channels_own_max() -> None:
 def test_large_maps_are_subsampled_by_the_stated_step() -> None:
     cmp = comparison(48, 512, 512, 4)
     p = montage.plan(cmp, panels=("input",), cap=256)
-    assert p.layout.step == 4 and p.coloured[0].codes.shape == (48, 128, 128)
-    assert any("every 4th value" in t.text for t in p.layout.notes)
+    assert p.sheet.step == 4 and p.coloured[0].codes.shape == (48, 128, 128)
+    assert any("every 4th value" in t.text for t in p.sheet.notes)
 
 
 def test_cap_is_stated_with_how_to_raise_it() -> None:
     cmp = comparison(300, 4, 4, 300)
     p = montage.plan(cmp, cap=256)
-    notes = " ".join(t.text for t in p.layout.notes)
+    notes = " ".join(t.text for t in p.sheet.notes)
     assert "0–255 of 300" in notes
     assert "?channels=300" in notes and "ONEBYONE_MAX_PNG_CHANNELS=300" in notes
-    assert [len(pl.labels) for pl in p.layout.panels] == [256, 256, 256]
+    assert [len(pl.labels) for pl in p.sheet.panels] == [256, 256, 256]
     everything = montage.plan(cmp, cap=300)
-    assert not any("cap" in t.text for t in everything.layout.notes)
+    assert not any("cap" in t.text for t in everything.sheet.notes)
 
 
 def test_one_channel_of_one_panel() -> None:
     cmp = comparison(8, 28, 28, 8)
     p = montage.plan(cmp, panels=("conv_relu",), channel=3, cap=256)
-    (pl,) = p.layout.panels
+    (pl,) = p.sheet.panels
     assert [t.text for t in pl.labels] == ["3"]
     want = cmp.paths.conv_relu[3].numpy().astype(np.float64)
     img = decode(montage.comparison_png(cmp, panels=("conv_relu",), channel=3, cap=256)[0])
     expected = expected_rgb(want, want.min(), want.max(), False)
-    z = p.layout.zoom
+    z = p.sheet.zoom
     got = tile_pixels(img, pl.grid.tiles()[0])
     np.testing.assert_array_equal(got, expected.repeat(z, axis=0).repeat(z, axis=1))
 
