@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.config import get_settings
+from pydantic import ValidationError
+
+from app.config import Settings, get_settings
 
 if TYPE_CHECKING:
     import torch
@@ -352,8 +354,20 @@ documented transforms() (torchvision is imported only then). Otherwise the defau
 """
 
 
+def _settings() -> Settings:
+    """The settings, or a message naming each refused one and exit 2 (no traceback)."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            where = "_".join(str(part) for part in error["loc"]).upper()
+            name = f"ONEBYONE_{where}" if where else "settings"
+            print(f"onebyone: error: {name}: {error['msg']}", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> None:
-    settings = get_settings()
+    settings = _settings()
     parser = argparse.ArgumentParser(prog="onebyone", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="start the web service")
@@ -409,6 +423,10 @@ def main(argv: list[str] | None = None) -> None:
         log_level=args.log_level,
         access_log=False,  # the app logs one JSON line per request itself
         http="app.protocol:HeadDeadline",  # h11, with a deadline on request heads
+        # app.drain answers every admitted request by the drain limit; a response already
+        # streaming then (a large npz to a slow client) is cut half a second later. (Typed
+        # int, used as asyncio.timeout's float.)
+        timeout_graceful_shutdown=settings.drain_timeout_s + 0.5,  # type: ignore[arg-type]
     )
 
 

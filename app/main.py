@@ -22,12 +22,13 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import __version__, gate, generators, render
+from app import __version__, drain, gate, generators, metrics, render
 from app.config import Settings, get_settings
 from app.errors import Busy, OneByOneError, excerpt
 from app.experiments import warm_up
 from app.gate import ComputeGate
 from app.routes import api, checkpoints, docs, experiments, pages
+from app.routes import metrics as metrics_route
 from app.routes.bodies import validation_error
 from app.schemas import REQUEST_MODELS, REQUEST_RULES
 
@@ -305,7 +306,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.generated = generators.Cache(settings.generator_cache_bytes)
         try:
-            yield
+            async with drain.draining(app.state.gate, settings.drain_timeout_s) as app.state.drain:
+                yield
         finally:
             app.state.gate.close()
 
@@ -327,6 +329,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(checkpoints.router)
     app.include_router(pages.router)
     app.include_router(docs.router)
+    app.include_router(metrics_route.router)
     app.mount("/static", StaticFiles(directory=pages.ROOT / "static"), name="static")
     app.mount(docs.ASSETS_URL, docs.assets(), name="docs-assets")
 
@@ -339,6 +342,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     # The last added runs first: log and headers, then the connection's fate, then who asks.
     app.add_middleware(TrustedOrigin, settings=settings)
+    metrics.instrument(app)  # counts every request, 403s included, HEAD as GET
     app.add_middleware(HeadAsGet)
     app.add_middleware(CloseUnread)
     app.add_middleware(HeadersAndLog)

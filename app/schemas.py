@@ -199,6 +199,11 @@ class Admission(BaseModel):
         description="Requests already answered or gone whose thread is still finishing a step."
     )
     ready: bool = Field(description="Whether one more request would be admitted.")
+    draining: bool = Field(
+        default=False,
+        description="Shutting down: nothing more is admitted; what is admitted has "
+        "ONEBYONE_DRAIN_TIMEOUT_S to finish.",
+    )
 
 
 class Health(BaseModel):
@@ -215,7 +220,7 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     """GET /readyz: 200 when this worker can admit work, 503 when it cannot."""
 
-    status: Literal["ready", "busy"]
+    status: Literal["ready", "busy", "draining"]
     admission: Admission
 
 

@@ -4,7 +4,9 @@ within a time limit, and their admission given back on every path.
 `ComputeRoute.handle` wraps the route: a request over the gate's capacity gets 503 before a
 byte of its body is read, and whatever happens next (an answer, an error, a client that
 hangs up while queued, computing or streaming, one that stops reading) the ticket is closed
-in `finally`. Bodies are sent in pieces of at most CHUNK bytes, each taken by the client
+in `finally`. At the drain limit of a shutdown (app.drain) a request not yet answering is
+stopped wherever it is and refused with 503, and a stream already begun ends with its own
+error event. Bodies are sent in pieces of at most CHUNK bytes, each taken by the client
 within ONEBYONE_SEND_TIMEOUT_S, so a client that never reads holds one piece, not a whole
 response, and its work is stopped.
 """
@@ -22,6 +24,7 @@ from starlette.datastructures import Headers
 from starlette.responses import StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
+from app.errors import Busy
 from app.gate import Cancelled, ClientGone, ComputeGate, Ticket
 from app.routes.bodies import plan_body
 
@@ -37,6 +40,7 @@ class _Sender:
         self.send = send
         self.ticket = ticket
         self.timeout_s = timeout_s
+        self.started = False  # the response's head has been sent
 
     async def __call__(self, message: Message) -> None:
         body = message.get("body", b"")
@@ -51,6 +55,8 @@ class _Sender:
             await self._send({**message, "body": piece, "more_body": more or end < len(body)})
 
     async def _send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
         if self.ticket.token.reason == "client stopped reading":
             raise ClientGone("client stopped reading")
         with anyio.move_on_after(self.timeout_s) as scope:
@@ -72,10 +78,13 @@ class ComputeRoute(APIRoute):
         gate: ComputeGate = state.gate
         ticket = gate.admit()  # Busy: 503 before the body is read
         scope[TICKET] = ticket
+        sender = _Sender(send, ticket, state.settings.send_timeout_s)
         try:
-            await super().handle(
-                scope, receive, _Sender(send, ticket, state.settings.send_timeout_s)
-            )
+            with anyio.CancelScope() as drained:
+                ticket.on_drain = lambda: ticket.wake() if sender.started else drained.cancel()
+                await super().handle(scope, receive, sender)
+            if drained.cancelled_caught:
+                raise Busy(gate.drain_message())
         except (ClientGone, Cancelled):
             pass  # nobody to answer
         finally:

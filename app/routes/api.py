@@ -71,13 +71,20 @@ async def healthz(gate: GateDep) -> Health:
     )
 
 
+def _busy_or_draining(admission: dict[str, Any]) -> str:
+    return "draining" if admission["draining"] else "busy"
+
+
 @router.get(
     "/readyz",
     response_model=Readiness,
     tags=["service"],
     responses={
         **ok({"status": "ready", "admission": _ADMISSION_EXAMPLE}),
-        503: {"model": Readiness, "description": "Every slot and queue place is taken."},
+        503: {
+            "model": Readiness,
+            "description": "Every slot and queue place is taken, or the server is shutting down.",
+        },
     },
 )
 async def readyz(gate: GateDep) -> JSONResponse:
@@ -85,7 +92,7 @@ async def readyz(gate: GateDep) -> JSONResponse:
     admission = gate.snapshot()
     ready = admission["ready"]
     return JSONResponse(
-        {"status": "ready" if ready else "busy", "admission": admission},
+        {"status": "ready" if ready else _busy_or_draining(admission), "admission": admission},
         status_code=200 if ready else 503,
         headers=None if ready else {"Retry-After": "1"},
     )
