@@ -186,7 +186,8 @@ class HAProxy:
 
 
 @contextmanager
-def haproxy(pool: list[Replica], folder: Path) -> Iterator[HAProxy]:
+def haproxy(pool: list[Replica], folder: Path, wait_up: bool = True) -> Iterator[HAProxy]:
+    """HAProxy in front of `pool`; once it sees every replica up, unless not `wait_up`."""
     port, stats_port = free_port(), free_port()
     servers = "\n".join(f"    server {r.name} 127.0.0.1:{r.port} check" for r in pool)
     config = folder / f"haproxy-{port}.cfg"
@@ -203,7 +204,7 @@ def haproxy(pool: list[Replica], folder: Path) -> Iterator[HAProxy]:
     proxy = HAProxy(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{stats_port}", proc)
     try:
         deadline = time.monotonic() + 30
-        while True:  # every replica in rotation (rise 2 × 500 ms)
+        while wait_up:  # every replica in rotation (rise 2 × 500 ms)
             if proc.poll() is not None:
                 raise RuntimeError(f"haproxy exited with {proc.returncode}")
             try:
@@ -215,6 +216,15 @@ def haproxy(pool: list[Replica], folder: Path) -> Iterator[HAProxy]:
             if time.monotonic() > deadline:
                 raise RuntimeError("haproxy did not see its replicas up in 30 s")
             time.sleep(0.1)
+        if not wait_up:  # its frontend answers
+            while True:
+                try:
+                    httpx.get(proxy.stats_url + "/stats", timeout=1)
+                    break
+                except httpx.HTTPError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
         yield proxy
     finally:
         proc.terminate()

@@ -9,21 +9,36 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
+import httpx
 import pytest
 
-from bench.cluster import DRAIN_LIMIT_S, LOGS
-from bench.server import ROOT
-
-pytestmark = pytest.mark.load
+from bench.cluster import DRAIN_LIMIT_S, LOGS, Replica, haproxy
+from bench.server import ROOT, free_port
 
 
-def test_a_replica_killed_and_one_rolled_under_load_fail_no_request() -> None:
+@pytest.fixture(autouse=True)
+def needs_haproxy() -> None:
     if shutil.which("haproxy") is None:
         message = "haproxy is missing; scripts/test installs Debian's when run as root"
         if os.environ.get("ONEBYONE_REQUIRE_DEPLOY_TOOLS"):
             pytest.fail(message)
         pytest.skip(message)
+
+
+def test_with_no_replica_ready_haproxy_answers_503_with_retry_after_itself(
+    tmp_path: Path,
+) -> None:
+    nobody = Replica("r1", free_port(), tmp_path / "r1.log")  # never started
+    with haproxy([nobody], tmp_path, wait_up=False) as proxy:
+        r = httpx.post(proxy.url + "/api/v1/compare", json={}, timeout=10)
+    assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    assert r.json()["code"] == "no_replica" and set(r.json()) == {"detail", "field", "code"}
+
+
+@pytest.mark.load
+def test_a_replica_killed_and_one_rolled_under_load_fail_no_request() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench.cluster", "--settle", "3", "--throughput", "0"],
         cwd=ROOT,
