@@ -71,10 +71,6 @@ async def healthz(gate: GateDep) -> Health:
     )
 
 
-def _busy_or_draining(admission: dict[str, Any]) -> str:
-    return "draining" if admission["draining"] else "busy"
-
-
 @router.get(
     "/readyz",
     response_model=Readiness,
@@ -91,8 +87,9 @@ async def readyz(gate: GateDep) -> JSONResponse:
     """Readiness: 200 when this worker would admit one more request, 503 when it would not."""
     admission = gate.snapshot()
     ready = admission["ready"]
+    status = "ready" if ready else "draining" if admission["draining"] else "busy"
     return JSONResponse(
-        {"status": "ready" if ready else _busy_or_draining(admission), "admission": admission},
+        {"status": status, "admission": admission},
         status_code=200 if ready else 503,
         headers=None if ready else {"Retry-After": "1"},
     )
