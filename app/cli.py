@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from pydantic import ValidationError
+
 from app.config import Settings
 
 if TYPE_CHECKING:
@@ -384,8 +386,21 @@ documented transforms() (torchvision is imported only then). Otherwise the defau
 """
 
 
+def _settings() -> Settings:
+    """The settings (the defaults of the flags), or a message naming each refused one and
+    exit 2 (no traceback)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            where = "_".join(str(part) for part in error["loc"]).upper()
+            name = f"ONEBYONE_{where}" if where else "settings"
+            print(f"onebyone: error: {name}: {error['msg']}", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> None:
-    settings = Settings()  # the defaults of the flags
+    settings = _settings()
     parser = argparse.ArgumentParser(prog="onebyone", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="start the web service")
@@ -450,6 +465,10 @@ def main(argv: list[str] | None = None) -> None:
             "type[asyncio.Protocol]",
             functools.partial(HeadDeadline, head_timeout_s=settings.header_timeout_s),
         ),
+        # app.drain answers every admitted request by the drain limit; a response already
+        # streaming then (a large npz to a slow client) is cut half a second later. (Typed
+        # int, used as asyncio.timeout's float.)
+        timeout_graceful_shutdown=settings.drain_timeout_s + 0.5,  # type: ignore[arg-type]
     )
 
 

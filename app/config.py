@@ -5,8 +5,11 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Time a process needs after its drain to close connections and exit.
+EXIT_S = 1.0
 
 
 class Settings(BaseSettings):
@@ -78,12 +81,35 @@ class Settings(BaseSettings):
     # Threads of each torch operation; 0: this process's cores divided by compute_slots.
     torch_threads: int = Field(default=0, ge=0)
 
+    # Shutdown (SIGTERM, SIGINT): admitted requests may finish within drain_timeout_s; then
+    # whatever still runs is answered 503 with Retry-After and the process exits. Under an
+    # orchestrator, grace_period_s is the time it allows between the stop and SIGKILL (a pod's
+    # terminationGracePeriodSeconds) and prestop_s the pause spent in it before SIGTERM (a
+    # preStop hook): the drain must end, with a second to exit, before the kill.
+    drain_timeout_s: float = Field(default=20.0, gt=0)
+    grace_period_s: float | None = Field(default=None, gt=0)
+    prestop_s: float = Field(default=0.0, ge=0)
+
     # Web pages on other origins that may call the API (the page itself is same-origin).
     cors_origins: list[str] = Field(default_factory=list)
     # Host names this server answers to ("*" any, "*.example.org" a domain). Unset: only
     # loopback names when `host` is a loopback address (a web page cannot then reach it by
     # DNS rebinding), any name otherwise (a container binds 0.0.0.0).
     allowed_hosts: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _drain_within_grace(self) -> Settings:
+        grace = self.grace_period_s
+        if grace is not None and self.prestop_s + self.drain_timeout_s + EXIT_S > grace:
+            raise ValueError(
+                f"the drain limit ONEBYONE_DRAIN_TIMEOUT_S ({self.drain_timeout_s:g} s), after "
+                f"the preStop pause ONEBYONE_PRESTOP_S ({self.prestop_s:g} s) and with "
+                f"{EXIT_S:g} s to exit, does not end before the grace period "
+                f"ONEBYONE_GRACE_PERIOD_S ({grace:g} s), when the process is killed and "
+                "requests still running are cut off. Lower the drain limit or raise the grace "
+                "period (terminationGracePeriodSeconds)."
+            )
+        return self
 
 
 @lru_cache(maxsize=1)

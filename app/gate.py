@@ -5,7 +5,9 @@ A request is admitted (`ComputeGate.admit`) before its body is read and holds it
 until its response is sent or abandoned; at most `slots + queue` tickets exist and the next
 request gets 503 at once. `Ticket.run` runs a job on one of the gate's `slots` threads. When
 the time budget runs out or the client leaves, the ticket's `CancelToken` is set and long
-loops stop at their next check. A thread already running cannot be killed, so its ticket
+loops stop at their next check. When the process shuts down (app.drain) the gate admits
+nothing more, and at the drain limit every request still admitted is stopped and refused
+(`ComputeGate.stop_admitted`). A thread already running cannot be killed, so its ticket
 stays admitted until the job really ends: neither the computing threads nor the memory held
 by admitted requests can grow past the bound, and every ticket is given back exactly once.
 """
@@ -65,6 +67,10 @@ class ClientGone(Exception):
     """The client closed the connection or stopped reading: nothing more goes to it."""
 
 
+# The token's reason once the drain limit has passed (app.drain).
+DRAINED = "drain limit"
+
+
 class CancelToken(threading.Event):
     """Set when a request's work should stop: time budget spent, client gone, or shutdown."""
 
@@ -100,6 +106,11 @@ class Ticket:
         self.closed = False  # the request is over
         self.released = False
         self._cleanups: list[Callable[[], None]] = []
+        # Set by run() while it waits, so the drain limit can wake it (on the event loop).
+        self._wakes: set[asyncio.Future[None]] = set()
+        # How the route stops this request at the drain limit (routes.admission); without
+        # one, run() calls in progress are woken and refuse.
+        self.on_drain: Callable[[], object] | None = None
 
     def on_release(self, cleanup: Callable[[], None]) -> None:
         """Run `cleanup` (close a temporary file) when the admission is given back."""
@@ -112,6 +123,8 @@ class Ticket:
                 "(ONEBYONE_REQUEST_TIMEOUT_S); try smaller maps, or retry when the server "
                 "is less busy."
             )
+        if self.token.reason == DRAINED:
+            return Busy(self.gate.drain_message())
         return ClientGone(self.token.reason)
 
     async def run(self, fn: Callable[[], T], receive: Receive | None = None) -> T:
@@ -127,7 +140,11 @@ class Ticket:
             raise self._refusal()
         waiter = asyncio.wrap_future(self.gate._submit(self, fn))
         watcher = asyncio.ensure_future(_disconnected(receive)) if receive else None
-        pending: set[asyncio.Future[Any]] = {waiter} if watcher is None else {waiter, watcher}
+        wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._wakes.add(wake)
+        pending: set[asyncio.Future[Any]] = {waiter, wake}
+        if watcher is not None:
+            pending.add(watcher)
         try:
             done, _ = await asyncio.wait(
                 pending,
@@ -136,9 +153,12 @@ class Ticket:
             )
             if waiter in done:
                 return waiter.result()
+            if wake in done:  # the drain limit: the token is set already
+                raise self._refusal()
             self.token.cancel("client gone" if watcher in done else "timeout")
             raise self._refusal()
         finally:
+            self._wakes.discard(wake)
             if watcher is not None:
                 watcher.cancel()
             if not waiter.done():
@@ -150,6 +170,19 @@ class Ticket:
         its last job ends. A job still running is told to stop."""
         if self.gate._close(self):
             self.token.cancel("request over")
+
+    def wake(self) -> None:
+        """Make run() calls in progress return at once, with the refusal for the token."""
+        for wake in self._wakes:
+            if not wake.done():
+                wake.set_result(None)
+
+    def _drained(self) -> None:
+        self.token.cancel(DRAINED)
+        if self.on_drain is not None:
+            self.on_drain()
+        else:
+            self.wake()
 
     def _cleanup(self) -> None:
         for cleanup in self._cleanups:
@@ -169,9 +202,16 @@ class ComputeGate:
         self._tickets: set[Ticket] = set()
         self._computing = 0
         self._jobs = 0
+        self.draining = False
+        self.drain_timeout_s = 0.0
 
     def admit(self) -> Ticket:
         with self._lock:
+            if self.draining:
+                raise Busy(
+                    "The server is shutting down and admits no more requests; retry in a "
+                    "moment (another replica answers)."
+                )
             if len(self._tickets) >= self.capacity:
                 computing = self._computing
                 waiting = self._jobs - computing
@@ -240,6 +280,29 @@ class ComputeGate:
             return True
         return False
 
+    def start_draining(self, timeout_s: float) -> None:
+        """Shutdown begins: admit nothing more; what is admitted has `timeout_s` to finish."""
+        with self._lock:
+            self.draining = True
+            self.drain_timeout_s = timeout_s
+
+    def drain_message(self) -> str:
+        return (
+            "The server is shutting down and this request was still running at the end of "
+            f"its drain limit ({self.drain_timeout_s:g} s, ONEBYONE_DRAIN_TIMEOUT_S); its work "
+            "was stopped. Retry: another replica answers."
+        )
+
+    def stop_admitted(self) -> int:
+        """The drain limit (on the event loop): every request still admitted is told to stop
+        and is refused with Busy (or, once its answer has begun, ends it as it can). Returns
+        how many were stopped."""
+        with self._lock:
+            tickets = [t for t in self._tickets if not t.closed]
+        for ticket in tickets:
+            ticket._drained()
+        return len(tickets)
+
     def snapshot(self) -> dict[str, Any]:
         """The numbers health checks report: what is admitted, computing and waiting."""
         with self._lock:
@@ -252,7 +315,8 @@ class ComputeGate:
                 "computing": self._computing,
                 "waiting_for_slot": self._jobs - self._computing,
                 "abandoned": sum(1 for t in self._tickets if t.closed),
-                "ready": admitted < self.capacity,
+                "ready": admitted < self.capacity and not self.draining,
+                "draining": self.draining,
             }
 
     def close(self) -> None:

@@ -232,6 +232,9 @@ class Cache:
         self._items: OrderedDict[tuple[Any, ...], Generated] = OrderedDict()
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        return len(self._items)
+
     @staticmethod
     def _bytes(g: Generated) -> int:
         return g.maps.nbytes + sum(m.nbytes for m in g.truth.values())

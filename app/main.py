@@ -21,12 +21,13 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import __version__, gate, generators, inputs, render, trained
+from app import __version__, drain, gate, generators, inputs, metrics, render, trained
 from app.config import Settings, get_settings
 from app.errors import Busy, OneByOneError, excerpt
 from app.experiments import warm_up
 from app.gate import ComputeGate
 from app.routes import api, checkpoints, docs, experiments, pages, photos
+from app.routes import metrics as metrics_route
 from app.routes.admission import ComputeRoute
 from app.routes.output import JSONResponse
 from app.routes.pipeline import REQUEST_RULES, document_request_models
@@ -290,7 +291,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ),
         )
         try:
-            yield
+            async with drain.draining(app.state.gate, settings.drain_timeout_s) as app.state.drain:
+                yield
         finally:
             app.state.gate.close()
 
@@ -307,7 +309,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     _install_error_handlers(app)
     computing = [api.compute_router, experiments.router, checkpoints.router]
-    for router in [api.router, photos.router, *computing, pages.router, docs.router]:
+    others = [photos.router, pages.router, docs.router, metrics_route.router]
+    for router in [api.router, *computing, *others]:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=pages.ROOT / "static"), name="static")
     app.mount(docs.ASSETS_URL, docs.assets(), name="docs-assets")
@@ -323,6 +326,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     # The last added runs first: log and headers, then the connection's fate, then who asks.
     app.add_middleware(TrustedOrigin, settings=settings)
+    metrics.instrument(app)  # counts every request, 403s included, HEAD as GET
     app.add_middleware(HeadAsGet)
     app.add_middleware(CloseUnread)
     app.add_middleware(HeadersAndLog)

@@ -226,3 +226,55 @@ def test_shutdown_stops_running_jobs_and_drops_waiting_ones() -> None:
     asyncio.run(main())
     assert meter.started == 1 and meter.ended == 1
     assert admitted(gate) == 0
+
+
+def test_draining_admits_nothing_more_and_is_not_ready() -> None:
+    gate = ComputeGate(slots=1, queue=4, timeout_s=5)
+    kept = gate.admit()
+    gate.start_draining(7)
+    with pytest.raises(Busy, match="shutting down"):
+        gate.admit()
+    snap = gate.snapshot()
+    assert snap["draining"] is True and snap["ready"] is False and snap["admitted"] == 1
+    kept.close()
+    assert admitted(gate) == 0
+    gate.close()
+
+
+def test_at_the_drain_limit_a_waiting_run_is_refused_at_once_and_its_thread_told_to_stop() -> None:
+    gate = ComputeGate(slots=1, queue=4, timeout_s=30)
+    meter = Meter()
+
+    async def main() -> None:
+        running, queued, receiving = gate.admit(), gate.admit(), gate.admit()
+        runs = [asyncio.ensure_future(t.run(meter.job(t, 30))) for t in (running, queued)]
+        await asyncio.sleep(0.1)
+        gate.start_draining(2)
+        t0 = time.monotonic()
+        assert gate.stop_admitted() == 3
+        for run in runs:
+            with pytest.raises(Busy, match=r"drain limit \(2 s, ONEBYONE_DRAIN_TIMEOUT_S\)"):
+                await run
+        assert time.monotonic() - t0 < 0.5
+        # A request that had not started computing (still receiving) is refused when it tries.
+        with pytest.raises(Busy, match="drain limit"):
+            await receiving.run(lambda: "never")
+        for t in (running, queued, receiving):
+            t.close()
+
+    asyncio.run(main())
+    wait_until(lambda: admitted(gate) == 0, 2.0)
+    assert meter.started == 1 and meter.ended == 1  # the queued job never started
+    gate.close()
+
+
+def test_at_the_drain_limit_a_route_that_stops_its_request_itself_is_called() -> None:
+    gate = ComputeGate(slots=1, queue=1, timeout_s=5)
+    ticket = gate.admit()
+    stopped: list[str] = []
+    ticket.on_drain = lambda: stopped.append(ticket.token.reason)
+    assert gate.stop_admitted() == 1
+    assert stopped == ["drain limit"]
+    ticket.close()
+    assert gate.stop_admitted() == 0  # a request over is not stopped again
+    gate.close()

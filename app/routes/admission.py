@@ -4,7 +4,9 @@
 byte of its body is read, and whatever happens next (an answer, an error, a client that
 hangs up while queued, computing or streaming, one that stops reading) the ticket is closed
 in `finally`. Answers go out through `output.Sender`: in pieces, each taken within
-ONEBYONE_SEND_TIMEOUT_S. A compute route takes its body through exactly one
+ONEBYONE_SEND_TIMEOUT_S. At the drain limit of a shutdown (app.drain) a request not yet
+answering is stopped wherever it is and refused with 503, and a stream already begun ends
+with its own error event. A compute route takes its body through exactly one
 `pipeline.BodyReader`, which also writes its request-body documentation.
 """
 
@@ -13,12 +15,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
-from app.errors import Cancelled
+from app.errors import Busy, Cancelled
 from app.gate import ClientGone, ComputeGate
 from app.routes.output import Sender
 from app.routes.pipeline import TICKET, BodyReader
@@ -49,10 +52,13 @@ class ComputeRoute(APIRoute):
         gate: ComputeGate = state.gate
         ticket = gate.admit()  # Busy: 503 before the body is read
         scope[TICKET] = ticket
+        sender = Sender(send, ticket, state.settings.send_timeout_s)
         try:
-            await super().handle(
-                scope, receive, Sender(send, ticket, state.settings.send_timeout_s)
-            )
+            with anyio.CancelScope() as drained:
+                ticket.on_drain = lambda: ticket.wake() if sender.started else drained.cancel()
+                await super().handle(scope, receive, sender)
+            if drained.cancelled_caught:
+                raise Busy(gate.drain_message())
         except (ClientGone, Cancelled):
             pass  # nobody to answer
         finally:

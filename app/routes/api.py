@@ -65,7 +65,10 @@ async def healthz(gate: GateDep) -> Health:
     tags=["service"],
     responses={
         **answers(Readiness, errors=False),
-        503: {"model": Readiness, "description": "Every slot and queue place is taken."},
+        503: {
+            "model": Readiness,
+            "description": "Every slot and queue place is taken, or the server is shutting down.",
+        },
     },
 )
 async def readyz(gate: GateDep) -> JSONResponse:
@@ -73,7 +76,10 @@ async def readyz(gate: GateDep) -> JSONResponse:
     admission = Admission.model_validate(gate.snapshot())
     ready = admission.ready
     return JSONResponse(
-        Readiness(status="ready" if ready else "busy", admission=admission),
+        Readiness(
+            status="ready" if ready else "draining" if admission.draining else "busy",
+            admission=admission,
+        ),
         status_code=200 if ready else 503,
         headers=None if ready else {"Retry-After": "1"},
     )

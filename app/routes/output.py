@@ -51,6 +51,7 @@ class Sender:
         self.send = send
         self.ticket = ticket
         self.timeout_s = timeout_s
+        self.started = False  # the response's head has been sent
 
     async def __call__(self, message: Message) -> None:
         body = message.get("body", b"")
@@ -65,6 +66,8 @@ class Sender:
             await self._send({**message, "body": piece, "more_body": more or end < len(body)})
 
     async def _send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
         if self.ticket.token.reason == "client stopped reading":
             raise ClientGone("client stopped reading")
         with anyio.move_on_after(self.timeout_s) as scope:

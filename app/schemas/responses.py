@@ -52,6 +52,11 @@ class Admission(Documented):
         description="Requests already answered or gone whose thread is still finishing a step."
     )
     ready: bool = Field(description="Whether one more request would be admitted.")
+    draining: bool = Field(
+        default=False,
+        description="Shutting down: nothing more is admitted; what is admitted has "
+        "ONEBYONE_DRAIN_TIMEOUT_S to finish.",
+    )
 
     EXAMPLE: ClassVar[dict[str, Any]] = {
         "worker": 4242,
@@ -88,7 +93,7 @@ class Health(Documented):
 class Readiness(Documented):
     """GET /readyz: 200 when this worker can admit work, 503 when it cannot."""
 
-    status: Literal["ready", "busy"]
+    status: Literal["ready", "busy", "draining"]
     admission: Admission
 
     EXAMPLE: ClassVar[dict[str, Any]] = {"status": "ready", "admission": Admission.EXAMPLE}
