@@ -92,7 +92,7 @@ def case_notebook(client: httpx.Client, quick: bool) -> tuple[list[list[str]], l
         "png_layout": "layout (cached per shape)",
         "png_tiles": "paste tiles, colour bars, ticks",
         "png_text": "draw text (cached glyph stamps)",
-        "png_encode": "encode: Pillow palette PNG, zlib level 1",
+        "png_encode": "encode: palette PNG, zlib-ng level 1",
     }
     recent = stages[-len(times["png"]) :]
     split = {k: statistics.median(s[k] for s in recent) for k in stage_names}
@@ -191,7 +191,10 @@ def case_encoders(quick: bool) -> tuple[list[list[str]], str]:
     rows_rgb[:, 1:] = rgb.reshape(h, 3 * w)
     raw_p, raw_rgb = rows_p.tobytes(), rows_rgb.tobytes()
     fns: dict[str, Callable[[], bytes]] = {
-        "ours: Pillow, palette, level 1, Z_RLE": lambda: montage.encode(canvas),
+        "ours: palette, zlib-ng level 1": lambda: montage.encode(canvas),
+        "Pillow, palette, level 1, Z_RLE (ours until 2026-12)": _pillow(
+            "P", canvas, compress_level=1, compress_type=zlib.Z_RLE
+        ),
         "Pillow, palette, level 1, default strategy": _pillow("P", canvas, compress_level=1),
         "Pillow, RGB, level 1 (adaptive row filters)": _pillow("RGB", rgb, compress_level=1),
         FLOOR: lambda: _zlib_rle(raw_p),
@@ -202,7 +205,7 @@ def case_encoders(quick: bool) -> tuple[list[list[str]], str]:
     fns.update(others)
     sizes = {name: len(fn()) for name, fn in fns.items()}
     times = alternate(fns, rounds=5 if quick else 15)  # type: ignore[arg-type]
-    ours = med(times["ours: Pillow, palette, level 1, Z_RLE"])
+    ours = med(times["ours: palette, zlib-ng level 1"])
     rows = [
         [name, f"{med(t):.2f}", f"{med(t) / ours:.2f}×", f"{sizes[name]}"]
         for name, t in times.items()

@@ -309,3 +309,19 @@ def test_cuda_tiles_equal_cpu_tiles() -> None:
         # Ranges may differ in the last bit between devices: allow one palette step.
         assert np.abs(cpu.codes.astype(int) - gpu.codes.astype(int)).max() <= 1
         assert cpu.ticks == gpu.ticks and cpu.range_text == gpu.range_text
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 1000), (757, 1191), (2049, 7)])
+def test_encode_writes_a_png_that_decodes_to_the_same_indices_and_palette(
+    shape: tuple[int, int],
+) -> None:
+    """Read back by Pillow (an independent decoder): every index, the palette, the size."""
+    rng = np.random.default_rng(shape[0])
+    canvas = rng.integers(0, 256, shape, dtype=np.uint8)
+    canvas[:, : shape[1] // 2] = 255  # long runs, as the montage's background has
+    data = montage.encode(canvas)
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()
+        assert img.format == "PNG" and img.mode == "P" and img.size == shape[::-1]
+        np.testing.assert_array_equal(np.asarray(img), canvas)
+        assert bytes(img.getpalette() or []) == montage.palette()
