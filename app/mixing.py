@@ -198,21 +198,30 @@ def best_variance_kept(spectrum: torch.Tensor, k: int) -> float:
     return float(spectrum[:k].sum()) / total if total > 0 else 1.0
 
 
-def variance_kept(cov: torch.Tensor, weight: torch.Tensor) -> float:
-    """Fraction of the input's channel variance inside the span of the rows of `weight`.
+def variance_kept(x: torch.Tensor, weight: torch.Tensor) -> float:
+    """Fraction of the channel variance of x (C, H, W) inside the span of the rows of `weight`.
 
     That is what the best linear reconstruction of the (centred) input from the K
-    outputs of `W·x` would keep; for PCA rows it is the top-K eigenvalue share.
+    outputs of `W·x` would keep; for PCA rows it is the top-K eigenvalue share. With N
+    pixels and C channels it costs C²·N through the covariance, or, with fewer pixels than
+    channels (the classifier's 7×7×1280 input), rank·C·N from the centred values.
     """
-    total = float(torch.trace(cov))
-    if total <= 0.0:
-        return 1.0
     # An orthonormal basis of W's row space from its SVD, keeping only the directions W
     # really spans: zero or repeated rows add nothing (a QR would add spurious ones).
-    _, s, vh = torch.linalg.svd(weight.double(), full_matrices=False)  # vh (r, C)
-    tol = float(s.max()) * max(weight.shape) * torch.finfo(torch.float32).eps if s.numel() else 0
-    q = vh[s > tol].T  # (C, rank)
-    return float(torch.trace(q.T @ cov @ q)) / total
+    _, sv, vh = torch.linalg.svd(weight.double(), full_matrices=False)  # vh (r, C)
+    tol = float(sv.max()) * max(weight.shape) * torch.finfo(torch.float32).eps if sv.numel() else 0
+    q = vh[sv > tol].T.to(x.device)  # (C, rank)
+    c = x.shape[0]
+    if x.numel() >= c * c:
+        cov = channel_covariance(x)  # (C, C)
+        total = float(torch.trace(cov))
+        kept = float(torch.trace(q.T @ cov @ q)) if total > 0 else 0.0
+    else:
+        centred, scale = _centred(x)
+        m = centred.double() * scale[:, None]  # (C, N), N < C
+        total = float((m * m).sum())
+        kept = float(((q.T @ m) ** 2).sum())  # (rank, N)
+    return kept / total if total > 0.0 else 1.0
 
 
 def principal_directions(cov: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:

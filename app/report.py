@@ -99,7 +99,7 @@ def layer_info(cmp: Comparison, echo_weights: int) -> LayerInfo:
         # What K filters can keep at best (PCA's top K), and what these keep.
         info["best_variance_kept"] = mixing.best_variance_kept(mixing.channel_spectrum(cmp.x), k)
         if "variance_kept" not in info:
-            info["variance_kept"] = mixing.variance_kept(mixing.channel_covariance(cmp.x), weight)
+            info["variance_kept"] = mixing.variance_kept(cmp.x, weight)
     if weight.numel() <= echo_weights:
         info["weight"] = weight.cpu().tolist()
         info["bias"] = bias.cpu().tolist()

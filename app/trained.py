@@ -214,6 +214,5 @@ class Trained:
         layer = net.layer(maps.network.layer)
         assert self.checkpoint is not None  # there with the network
         w = self.checkpoint.arrays[f"{layer.name}.weight"].reshape(layer.out_channels, -1)
-        cov = mixing.channel_covariance(torch.from_numpy(maps.arr))
-        kept = mixing.variance_kept(cov, torch.from_numpy(w))
+        kept = mixing.variance_kept(torch.from_numpy(maps.arr), torch.from_numpy(w))
         return TrainedReduction(layer=layer.name, k=layer.out_channels, variance_kept=kept)

@@ -25,10 +25,11 @@ import torch
 from app import compare, mixing, report
 from app.config import Settings
 from app.schemas.requests import CompareRequest
+from bench import network as bench_network
 from bench.chromium import launch
 from bench.png import case_encoders, case_notebook
 from bench.server import ROOT, running
-from bench.timing import alternate, machine, med, median_ms, spec, table
+from bench.timing import alternate, machine, med, median_ms, spec, spread, table
 
 # ---------------------------------------------------------------- 2. the hardware limit
 
@@ -129,6 +130,48 @@ def case_browser(url: str, quick: bool) -> list[list[str]]:
     return rows
 
 
+# ---------------------------------------------------------------- 4b. the trained network
+
+NET = {"generator": "network", "network": "mobilenet_v2", "photo": "chelsea"}
+# Layers whose input is 28×28×192 (the question's size), and classes to switch between.
+SWITCH_LAYERS = ("features.5.conv.2", "features.6.conv.2")
+CLASS_PAIRS = (
+    ("Egyptian cat", "golden retriever"),
+    ("tabby", "tiger cat"),
+    ("coffee mug", "espresso"),
+    ("space shuttle", "missile"),
+)
+
+
+def case_switch(client: httpx.Client, quick: bool) -> list[list[str]]:
+    """On a photo already through the network: a switch of layer or class, end to end."""
+    layer_i, pair_i = [0], [0]
+
+    def layer() -> None:
+        name = SWITCH_LAYERS[layer_i[0] % len(SWITCH_LAYERS)]
+        layer_i[0] += 1
+        body = {"input": {**NET, "layer": name}, "weights": {"network": "mobilenet_v2"}}
+        client.post("/api/v1/compare", json=body).raise_for_status()
+
+    def classes() -> None:
+        a, b = CLASS_PAIRS[pair_i[0] % len(CLASS_PAIRS)]
+        pair_i[0] += 1
+        weights = {"network": "mobilenet_v2", "classes": [a], "minus": b}
+        body = {"input": {**NET, "layer": "classifier.1"}, "weights": weights}
+        client.post("/api/v1/compare", json=body).raise_for_status()
+
+    layer()  # the photo's one pass, then every 1×1 input comes from the cache
+    times = alternate({"layer": layer, "class": classes}, rounds=10 if quick else 30)
+    rows = []
+    for name, label in (
+        ("layer", "switch layer: 28×28×192 in (features.5/6.conv.2), JSON with heatmaps"),
+        ("class", "switch class pair: classifier.1, W[a] − W[b] on 7×7×1280, JSON"),
+    ):
+        t = times[name]
+        rows.append([label, f"{med(t):.1f}", spread(t), f"{max(t):.1f}", f"{len(t)}"])
+    return rows
+
+
 # ---------------------------------------------------------------- 5. scaling
 
 
@@ -226,7 +269,16 @@ def case_throughput(quick: bool) -> list[list[str]]:
     return rows
 
 
-SECTIONS = ("notebook", "encoders", "gemm", "wire", "browser", "scaling", "throughput")
+SECTIONS = (
+    "notebook",
+    "encoders",
+    "gemm",
+    "wire",
+    "browser",
+    "network",
+    "scaling",
+    "throughput",
+)
 
 
 def main() -> None:
@@ -261,9 +313,12 @@ def main() -> None:
                 "",
                 "### 1. Against the notebook way (28×28×192 → 192, every channel drawn)",
                 "",
-                "Alternating rounds: one notebook run, then five PNG and five JSON requests.",
+                "Alternating rounds: one notebook run, then five PNG and five JSON requests. "
+                "Spread: the interquartile range over the runs (ms) or over the rounds (each "
+                "round's notebook run over the median of its five requests); lowest: the "
+                "worst round's ratio.",
                 "",
-                table(["path", "ms", "ratio"], ratios),
+                table(["path", "ms", "spread", "ratio", "spread", "lowest"], ratios),
                 "",
                 "Where the PNG request's time goes (medians of the server's `Server-Timing`):",
                 "",
@@ -293,6 +348,19 @@ def main() -> None:
             parts.append(table(
                 ["scenario", "canvases", "drawn at once", "ms"], case_browser(url, args.quick)
             ))  # fmt: skip
+    if "network" in run:
+        parts += ["", bench_network.report(5 if args.quick else 9, 3).strip(), ""]
+        parts += [
+            "Switching layer or class on that photo, end to end (HTTP JSON, the report the "
+            "page draws; the photo's pass is cached, so no new pass), alternating:",
+            "",
+        ]
+        with running() as (url, _), httpx.Client(base_url=url, timeout=300) as client:
+            parts.append(
+                table(
+                    ["request", "ms", "spread", "max", "requests"], case_switch(client, args.quick)
+                )
+            )
     if "scaling" in run:
         parts += ["", "### 5. Scaling (one JSON comparison in a fresh process, CPU)", ""]
         parts.append(table(

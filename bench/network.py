@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from app import network, photos
-from bench.timing import alternate, machine, table
+from bench.timing import alternate, machine, spread, table
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_PIXELS = 16 * 1024 * 1024
@@ -101,11 +101,6 @@ def rss(repeat: int) -> dict[str, float]:
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
-def _spread(values: list[float]) -> str:
-    q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
-    return f"{q[0]:.1f}–{q[2]:.1f}"
-
-
 def report(rounds: int, repeat: int) -> str:
     """The markdown section: forward passes per photo, then memory per cached photo."""
     cores = os.cpu_count() or 1
@@ -117,16 +112,16 @@ def report(rounds: int, repeat: int) -> str:
             t.photo,
             f"{t.threads}",
             f"{statistics.median(t.run_ms):.1f}",
-            _spread(t.run_ms),
+            spread(t.run_ms),
             f"{statistics.median(t.forward_ms):.1f}",
-            _spread(t.forward_ms),
+            spread(t.forward_ms),
         ]
         for t in timings
     ]
     mem = rss(repeat)
     layers = network.load(None).layers
     parts = [
-        "### The trained network (MobileNetV2, one pass per photo, CPU)",
+        "### 4b. The trained network (MobileNetV2, one pass per photo, CPU)",
         "",
         f"Command: `.venv/bin/python -m bench.network --rounds {rounds} --repeat {repeat}`  ",
         f"Machine: {machine()}",

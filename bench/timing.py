@@ -50,6 +50,12 @@ def med(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def spread(values: list[float], digits: int = 1) -> str:
+    """The interquartile range of some timings or ratios, as "lo–hi"."""
+    q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
+    return f"{q[0]:.{digits}f}–{q[2]:.{digits}f}"
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:

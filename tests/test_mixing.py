@@ -126,7 +126,7 @@ def test_principal_directions_keep_svd_variance() -> None:
     centred -= centred.mean(axis=1, keepdims=True)
     s = np.linalg.svd(centred, compute_uv=False) ** 2
     np.testing.assert_allclose(shares.numpy(), s[:4] / s.sum(), rtol=1e-4)
-    kept = mixing.variance_kept(cov, rows.float())
+    kept = mixing.variance_kept(torch.from_numpy(x), rows.float())
     assert kept == pytest.approx(s[:4].sum() / s.sum(), rel=1e-4)
     np.testing.assert_allclose(rows.numpy() @ rows.numpy().T, np.eye(4), atol=1e-6)
 
@@ -148,6 +148,7 @@ def test_relu_matches_numpy_at_every_size(shape: tuple[int, int, int]) -> None:
     np.testing.assert_array_equal(mixing.relu(t).numpy(), relu(x.transpose(0, 2, 1)))
 
 
+@pytest.mark.parametrize("side", [30, 2], ids=["more pixels than channels", "fewer"])
 @pytest.mark.parametrize(
     "weight",
     [
@@ -157,15 +158,14 @@ def test_relu_matches_numpy_at_every_size(shape: tuple[int, int, int]) -> None:
         np.random.default_rng(3).standard_normal((3, 8)),
     ],
 )
-def test_variance_kept_is_the_share_in_the_row_space(weight: np.ndarray) -> None:
-    x = np.random.default_rng(4).standard_normal((8, 30, 30)).astype(np.float32)
+def test_variance_kept_is_the_share_in_the_row_space(weight: np.ndarray, side: int) -> None:
+    x = np.random.default_rng(4).standard_normal((8, side, side)).astype(np.float32)
     flat = x.reshape(8, -1).astype(np.float64)
     centred = flat - flat.mean(axis=1, keepdims=True)
     _, s, vh = np.linalg.svd(weight, full_matrices=False)
     basis = vh[s > 1e-9].T  # (C, rank)
     expected = np.sum((basis.T @ centred) ** 2) / np.sum(centred**2)
-    cov = mixing.channel_covariance(torch.from_numpy(x))
-    got = mixing.variance_kept(cov, torch.from_numpy(weight.astype(np.float32)))
+    got = mixing.variance_kept(torch.from_numpy(x), torch.from_numpy(weight.astype(np.float32)))
     assert got == pytest.approx(expected, rel=1e-5, abs=1e-9)
 
 
