@@ -297,8 +297,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.gate.close()
 
     app = FastAPI(
-        docs_url=None,  # served by routes.docs from local assets
+        docs_url=None,  # served by routes.docs from local assets, with the schema
         redoc_url=None,
+        openapi_url=None,
         title="onebyone",
         version=__version__,
         summary="What does a 1×1 convolution + ReLU add over a plain ReLU?",

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__
+from app.routes.output import JSONResponse
 from app.routes.pages import CSP, templates
 
 ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
@@ -36,6 +37,12 @@ def _page(request: Request, template: str, csp: str) -> HTMLResponse:
     response = templates.TemplateResponse(request, template, context)
     response.headers["Content-Security-Policy"] = csp
     return response
+
+
+@router.get("/openapi.json")
+def openapi(request: Request) -> JSONResponse:
+    """The OpenAPI schema, written like every other JSON answer (FastAPI's own route is off)."""
+    return JSONResponse(request.app.openapi())
 
 
 @router.get("/docs", response_class=HTMLResponse)
