@@ -1,4 +1,4 @@
-"""The REST contract, against a real uvicorn server on loopback."""
+"""The REST contract, in-process (httpx's ASGI transport; tests/conftest.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """A whole checkpoint's 1×1 layer with its batch norm folded: app/checkpoints.py in-process,
-then the API on a real server and `onebyone capture` run as a user runs it.
+then the API in-process and `onebyone capture` run as a user runs it.
 
 The reference everywhere is the network itself: its own activation after the ReLU that
 follows the layer, read with a forward hook.

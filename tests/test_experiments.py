@@ -74,11 +74,10 @@ def events(lines: Any) -> Any:
             yield event, json.loads(line[6:])
 
 
-def test_fit_streams_progress_then_the_result(client: httpx.Client) -> None:
+def test_fit_streams_progress_then_the_result(live: httpx.Client) -> None:
+    """On a real server: the events arrive as they are sent, over the socket."""
     body = {"steps": 60, "every": 20}
-    with client.stream(
-        "POST", "/api/v1/experiments/fit", params={"stream": "true"}, json=body
-    ) as r:
+    with live.stream("POST", "/api/v1/experiments/fit", params={"stream": "true"}, json=body) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
         got = list(events(r.iter_lines()))
     assert [e for e, _ in got] == ["progress", "progress", "progress", "result"]
@@ -86,11 +85,10 @@ def test_fit_streams_progress_then_the_result(client: httpx.Client) -> None:
     assert got[-1][1]["final"]["conv_relu"] == pytest.approx(got[-1][1]["conv_loss"][-1], rel=0.5)
 
 
-def test_closing_the_stream_cancels_the_training(client: httpx.Client, server_log: Path) -> None:
+def test_closing_the_stream_cancels_the_training(live: httpx.Client, server_log: Path) -> None:
+    """On a real server: the client closes its socket, and the server's log says it stopped."""
     body = {"steps": 5000, "every": 1, "input": {"generator": "catdog", "channels": 4}}
-    with client.stream(
-        "POST", "/api/v1/experiments/fit", params={"stream": "true"}, json=body
-    ) as r:
+    with live.stream("POST", "/api/v1/experiments/fit", params={"stream": "true"}, json=body) as r:
         for i, (event, _) in enumerate(events(r.iter_lines())):
             assert event == "progress"
             if i == 5:
