@@ -1,20 +1,28 @@
-"""Decoding uploaded files: every format exactly, every layout, and refusals."""
+"""Decoding uploaded files: every format exactly, every layout, and refusals; hostile
+headers and fuzzing (issue 9, findings 5 and 6), each bounded in memory."""
 
 from __future__ import annotations
 
 import io
 import pickle
 import struct
+import tracemalloc
 import zipfile
 import zlib
+from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from app import uploads
-from app.errors import InvalidContent, TooLarge, UnreadableFile, UnsupportedType
+from app.errors import InvalidContent, OneByOneError, TooLarge, UnreadableFile, UnsupportedType
 from tests import files
+from tests.conftest import assert_short_refusal
 
 LIMITS = {"max_values": 1_000_000, "max_pixels": 1_000_000}
 
@@ -343,3 +351,327 @@ def test_a_photo_over_the_pixel_limit_is_a_413_before_decoding() -> None:
     finally:
         tracemalloc.stop()
     assert peak < 8 << 20, peak
+
+
+# Fuzzing: any bytes, and valid files damaged anywhere, are decoded or refused with a domain
+# error; and every valid file, damaged nowhere, decodes to its array.
+
+FUZZ_LIMITS = {"max_values": 100_000, "max_pixels": 100_000}
+FUZZ_X = np.random.default_rng(0).standard_normal((3, 8, 8)).astype(np.float32)
+ARRAY_FILES = {
+    "npy": files.npy(FUZZ_X),
+    "npz": files.npz(input=FUZZ_X),
+    "pt": files.pt({"weight": torch.from_numpy(FUZZ_X)}),
+    "pt_legacy": files.pt_legacy(
+        {"weight": torch.from_numpy(FUZZ_X), "b": {"bias": torch.ones(3)}}
+    ),
+    "safetensors": files.safetensors(input=FUZZ_X),
+}
+IMAGE_FILES = {
+    "png": files.png((np.abs(FUZZ_X[0]) * 60).astype(np.uint8)),
+    "jpeg": files.jpeg((np.abs(FUZZ_X[0]) * 60).astype(np.uint8)),
+}
+VALID = [*ARRAY_FILES.values(), *IMAGE_FILES.values()]
+
+
+def decode_or_refuse(data: bytes) -> None:
+    """Any bytes: a decoded array in (C, H, W), or a domain error; never anything else."""
+    try:
+        decoded = uploads.decode(data, "input", "fuzz", **FUZZ_LIMITS)
+        for arr in decoded.arrays.values():
+            uploads.to_chw(arr, decoded.layout or "chw")
+    except OneByOneError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2048))
+def test_decoders_refuse_random_bytes_cleanly(data: bytes) -> None:
+    decode_or_refuse(data)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(VALID), st.integers(0, 10**6), st.integers(0, 255), st.booleans())
+def test_decoders_refuse_damaged_files_cleanly(data: bytes, pos: int, byte: int, cut: bool) -> None:
+    i = pos % len(data)
+    damaged = data[:i] if cut else data[:i] + bytes([byte]) + data[i + 1 :]
+    decode_or_refuse(damaged)
+
+
+@pytest.mark.parametrize("data", ARRAY_FILES.values(), ids=ARRAY_FILES.keys())
+def test_the_fuzzers_array_files_decode_to_their_array_before_damage(data: bytes) -> None:
+    decoded = uploads.decode(data, "input", "valid", **FUZZ_LIMITS)
+    np.testing.assert_array_equal(
+        uploads.to_chw(uploads.pick(decoded, "weight", "f"), "chw"), FUZZ_X
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "atol"),
+    [(IMAGE_FILES["png"], 0), (IMAGE_FILES["jpeg"], 8 / 255)],
+    ids=IMAGE_FILES.keys(),
+)
+def test_the_fuzzers_images_decode_to_their_pixels_before_damage(data: bytes, atol: float) -> None:
+    decoded = uploads.decode(data, "input", "valid", **FUZZ_LIMITS)
+    assert decoded.layout == "hwc"
+    pixels = (np.abs(FUZZ_X[0]) * 60).astype(np.uint8)
+    got = uploads.to_chw(decoded.arrays["image"], "hwc")  # (1, H, W)
+    np.testing.assert_allclose(got[0], pixels / 255, rtol=0, atol=atol + 1e-7)
+
+
+_WRITERS = {
+    "npy": files.npy,
+    "npz": lambda a: files.npz(input=a),
+    "pt": lambda a: files.pt(torch.from_numpy(a)),
+    "safetensors": lambda a: files.safetensors(input=a),
+}
+_FINITE32 = st.floats(allow_nan=False, allow_infinity=False, width=32)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    x=hnp.arrays(
+        np.float32, hnp.array_shapes(min_dims=3, max_dims=3, max_side=12), elements=_FINITE32
+    ),
+    fmt=st.sampled_from(sorted(_WRITERS)),
+)
+def test_a_valid_array_file_damaged_nowhere_decodes_to_its_array(x: np.ndarray, fmt: str) -> None:
+    decoded = uploads.decode(_WRITERS[fmt](x), "input", "valid", **FUZZ_LIMITS)
+    assert decoded.format == fmt
+    np.testing.assert_array_equal(uploads.to_chw(uploads.pick(decoded, "input", "f"), "chw"), x)
+
+
+_SIDES = st.tuples(st.integers(1, 16), st.integers(1, 16))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    img=st.one_of(
+        _SIDES.flatmap(lambda hw: hnp.arrays(np.uint8, hw)),  # grey
+        _SIDES.flatmap(lambda hw: hnp.arrays(np.uint8, (*hw, 3))),  # RGB
+        _SIDES.flatmap(lambda hw: hnp.arrays(np.uint16, hw)),  # 16-bit grey
+    )
+)
+def test_a_valid_png_damaged_nowhere_decodes_to_its_pixels(img: np.ndarray) -> None:
+    decoded = uploads.decode(files.png(img), "input", "valid.png", **FUZZ_LIMITS)
+    assert decoded.format == "image"
+    hwc = img if img.ndim == 3 else img[:, :, None]
+    expected = hwc.transpose(2, 0, 1).astype(np.float32) / np.iinfo(img.dtype).max  # (C, H, W)
+    got = uploads.to_chw(decoded.arrays["image"], decoded.layout or "hwc")
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_zip_member_with_an_empty_name_is_refused() -> None:
+    # Found by hypothesis: zipfile's is_dir() indexes the name and raised IndexError.
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("archive/data.pkl", b"x")
+        zf.writestr(zipfile.ZipInfo(""), b"y")
+    with pytest.raises(OneByOneError):
+        uploads.decode(buf.getvalue(), "input", "damaged", **FUZZ_LIMITS)
+
+
+def test_npz_member_lying_about_its_size_is_refused() -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("input.npy", files.npy(np.zeros(50_000, np.float32)))
+    data = bytearray(buf.getvalue())
+    # Patch the central directory's uncompressed size down to 100 bytes.
+    cd = data.rfind(b"PK\x01\x02")
+    data[cd + 24 : cd + 28] = (100).to_bytes(4, "little")
+    with pytest.raises(OneByOneError):
+        uploads.decode(bytes(data), "input", "bomb", max_values=10**6, max_pixels=10**6)
+
+
+@pytest.mark.parametrize("data", files.LYING)
+def test_lying_headers_are_refused_before_allocating(data: bytes) -> None:
+    tracemalloc.start()
+    try:
+        with pytest.raises(OneByOneError) as err:
+            uploads.decode(data, "input", "liar", max_values=10**9, max_pixels=10**9)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert 400 <= err.value.status_code < 500
+    assert peak < 4 * len(data) + (1 << 20), peak  # no conversion, no array of the lie's size
+
+
+_DIMS = st.one_of(
+    st.integers(-3, 6),
+    st.integers(-(2**70), 2**70),
+    st.sampled_from([2**31, 2**32, 2**63 - 1, 2**63, 2**64, 0xAAAAAAAAAAAAAAAB]),
+    st.booleans(),
+)
+_SHAPES = st.one_of(
+    st.lists(_DIMS, max_size=5).map(tuple),
+    st.lists(_DIMS, max_size=40).map(tuple),
+    st.none(),
+    st.integers(-5, 5),
+    st.text(max_size=4),
+    st.floats(allow_nan=False),
+)
+_NPY_DESCR = st.one_of(
+    st.sampled_from(["<f4", "<f8", "|b1", "<i8", "|u1", "<f2", ">f4", "|O", "<U4", "|V8", "<c8"]),
+    st.text(max_size=6),
+)
+
+
+def _npy_with_header(header: str, payload: bytes) -> bytes:
+    text = header.encode("utf-8", "replace")
+    pad = -(10 + len(text) + 1) % 64
+    text += b" " * pad + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text + payload
+
+
+def _refused_or_small(data: bytes) -> None:
+    """Decoded (and converted) or refused with a 4xx, with little memory either way."""
+    tracemalloc.start()
+    try:
+        try:
+            decoded = uploads.decode(data, "input", "fuzz", max_values=10**9, max_pixels=10**9)
+            for arr in decoded.arrays.values():
+                if arr.ndim in (2, 3):
+                    uploads.to_chw(arr, "chw")
+        except OneByOneError as exc:
+            assert 400 <= exc.status_code < 500
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * len(data) + (2 << 20), peak
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    descr=_NPY_DESCR,
+    fortran=st.one_of(st.booleans(), st.integers(-1, 2), st.none()),
+    shape=_SHAPES,
+    extra=st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+    payload=st.binary(max_size=512),
+)
+def test_fuzzed_npy_header_dicts_are_refused_cleanly(
+    descr: str, fortran: object, shape: object, extra: dict[str, int], payload: bytes
+) -> None:
+    header = {"descr": descr, "fortran_order": fortran, "shape": shape, **extra}
+    _refused_or_small(_npy_with_header(repr(header), payload))
+
+
+_ST_DTYPES = st.one_of(
+    st.sampled_from(["F32", "F16", "BF16", "I64", "U8", "BOOL", "F64"]), st.text(max_size=4)
+)
+_JSON_DIMS = st.one_of(st.integers(-3, 6), st.integers(-(2**66), 2**66), st.booleans(), st.none())
+_OFFSETS = st.one_of(
+    st.lists(st.integers(-(2**65), 2**65), max_size=3),
+    st.lists(st.integers(0, 300), min_size=2, max_size=2),
+    st.none(),
+    st.text(max_size=3),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    entries=st.dictionaries(
+        st.text(max_size=6),
+        st.one_of(
+            st.fixed_dictionaries(
+                {
+                    "dtype": _ST_DTYPES,
+                    "shape": st.one_of(
+                        st.lists(_JSON_DIMS, max_size=4), st.integers(), st.text(max_size=3)
+                    ),
+                    "data_offsets": _OFFSETS,
+                }
+            ),
+            st.integers(),
+            st.text(max_size=3),
+        ),
+        max_size=4,
+    ),
+    payload=st.binary(max_size=300),
+)
+def test_fuzzed_safetensors_headers_are_refused_cleanly(
+    entries: dict[str, object], payload: bytes
+) -> None:
+    _refused_or_small(files.safetensors_raw(entries, payload))
+
+
+def _npz_fields() -> tuple[bytes, dict[str, tuple[int, str]]]:
+    """A valid two-member .npz, and where each field of its zip directory lies: name ->
+    (offset, struct format)."""
+    data = files.npz(
+        a=np.arange(12, dtype=np.float32).reshape(3, 2, 2), b=np.ones((2, 2), np.float32)
+    )
+    eocd = data.rfind(b"PK\x05\x06")
+    cd = data.find(b"PK\x01\x02")
+    local = data.find(b"PK\x03\x04")
+    fields = {
+        "eocd.disk": (eocd + 4, "<H"),
+        "eocd.entries_here": (eocd + 8, "<H"),
+        "eocd.entries": (eocd + 10, "<H"),
+        "eocd.cd_size": (eocd + 12, "<I"),
+        "eocd.cd_offset": (eocd + 16, "<I"),
+        "eocd.comment_len": (eocd + 20, "<H"),
+        "cd.flags": (cd + 8, "<H"),
+        "cd.method": (cd + 10, "<H"),
+        "cd.csize": (cd + 20, "<I"),
+        "cd.usize": (cd + 24, "<I"),
+        "cd.name_len": (cd + 28, "<H"),
+        "cd.extra_len": (cd + 30, "<H"),
+        "cd.comment_len": (cd + 32, "<H"),
+        "cd.local_offset": (cd + 42, "<I"),
+        "local.method": (local + 8, "<H"),
+        "local.csize": (local + 18, "<I"),
+        "local.usize": (local + 22, "<I"),
+        "local.name_len": (local + 26, "<H"),
+        "local.extra_len": (local + 28, "<H"),
+    }
+    return data, fields
+
+
+_NPZ, _ZIP_FIELDS = _npz_fields()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    patches=st.lists(
+        st.tuples(st.sampled_from(sorted(_ZIP_FIELDS)), st.integers(0, 2**32 - 1)),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_fuzzed_zip_directories_are_refused_cleanly(patches: list[tuple[str, int]]) -> None:
+    data = bytearray(_NPZ)
+    for name, value in patches:
+        offset, fmt = _ZIP_FIELDS[name]
+        data[offset : offset + struct.calcsize(fmt)] = struct.pack(
+            fmt, value % (1 << (8 * struct.calcsize(fmt)))
+        )
+    _refused_or_small(bytes(data))
+
+
+def test_a_zip_directory_of_millions_of_entries_is_refused_before_it_is_read() -> None:
+    # 30,000 empty entries (1.7 MB of directory): zipfile would build an object for each.
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i in range(30_000):
+            zf.writestr(f"{i}.npy", b"")
+    tracemalloc.start()
+    try:
+        with pytest.raises(OneByOneError) as err:
+            uploads.decode(buf.getvalue(), "input", "many.npz", max_values=10**9, max_pixels=10**9)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert err.value.status_code == 413
+    assert peak < 8 << 20, peak
+
+
+@pytest.mark.parametrize(
+    "send",
+    [
+        {"files": {"input": ("x" * (1 << 16) + ".npy", b"\x93NUMPY junk")}},
+        {"files": {"input": ("x.npy", files.npy_raw("<f4", (2,) * 32, b""))}},
+    ],
+)
+def test_errors_quote_at_most_a_short_excerpt(client: httpx.Client, send: dict[str, Any]) -> None:
+    # Issue 9, finding 8, through the API: a 64 KiB file name and a 32-dimensional shape.
+    assert_short_refusal(client.post("/api/v1/compare", **send))

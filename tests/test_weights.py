@@ -1,7 +1,9 @@
-"""The 1×1 layer's weights from presets, explicit matrices and files, in-process."""
+"""The 1×1 layer's weights from presets, explicit matrices and files, in-process (and through
+the API, in-process too, where a refusal must reach the client as such)."""
 
 from __future__ import annotations
 
+import httpx
 import numpy as np
 import pytest
 import torch
@@ -75,3 +77,16 @@ def test_bad_weight_files_name_their_field_and_code(data: bytes, field: str, cod
     with pytest.raises(InvalidContent) as info:
         weights.build(spec(), X, decoded)
     assert (info.value.field, info.value.code) == (field, code)
+
+
+@pytest.mark.parametrize("shape", [(0, 4), (0, 4, 1, 1)])
+def test_weights_without_filters_are_refused(client: httpx.Client, shape: tuple[int, ...]) -> None:
+    r = client.post(
+        "/api/v1/compare",
+        files={
+            "input": ("x.npy", files.npy(np.ones((4, 3, 3), np.float32))),
+            "weights": ("w.npy", files.npy(np.ones(shape, np.float32))),
+        },
+    )
+    assert r.status_code == 422, r.text
+    assert r.headers["x-content-type-options"] == "nosniff"
