@@ -362,6 +362,13 @@ BAD_JSON: list[tuple[dict[str, Any], int, str, str, str]] = [
         "float32",
     ),
     (
+        {"input": {"channels": 2}, "weights": {"matrix": [[1e300, 1.0]]}},
+        422,
+        "weights.matrix",
+        "not_finite",
+        "float32",
+    ),
+    (
         {"input": {"channels": 4}, "weights": {"preset": "pca", "out_channels": 9}},
         422,
         "weights.out_channels",

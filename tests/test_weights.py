@@ -79,6 +79,31 @@ def test_bad_weight_files_name_their_field_and_code(data: bytes, field: str, cod
     assert (info.value.field, info.value.code) == (field, code)
 
 
+@pytest.mark.parametrize(
+    ("kw", "data", "field"),
+    [
+        ({"preset": "random", "bias": 1e300}, None, "weights.bias"),
+        ({"preset": "random", "bias": [1.0] * 4 + [-1e39]}, None, "weights.bias"),
+        ({"matrix": [[1e300] * 5]}, None, "weights.matrix"),
+        ({}, files.npy(np.full((2, 5), 1e300)), "weights"),  # float64 in the file
+        ({}, files.npz(weight=np.ones((2, 5)), bias=np.array([0.0, -1e300])), "weights"),
+    ],
+)
+def test_numbers_beyond_float32_are_refused_as_not_finite(
+    kw: dict[str, object], data: bytes | None, field: str
+) -> None:
+    """Finite JSON or float64 numbers, but no float32: refused by name, with no warning on the
+    way (pytest runs with warnings as errors; a server would log the cast's RuntimeWarning)."""
+    decoded = (
+        None
+        if data is None
+        else uploads.decode(data, "weights", "w", max_values=10**6, max_pixels=10**6)
+    )
+    with pytest.raises(InvalidContent) as info:
+        weights.build(spec(**kw), X, decoded)
+    assert (info.value.field, info.value.code) == (field, "not_finite")
+
+
 @pytest.mark.parametrize("shape", [(0, 4), (0, 4, 1, 1)])
 def test_weights_without_filters_are_refused(client: httpx.Client, shape: tuple[int, ...]) -> None:
     r = client.post(
