@@ -433,7 +433,10 @@ def from_file(decoded: Decoded, spec: WeightsSpec, x: torch.Tensor) -> Layer:
 
 
 def build(spec: WeightsSpec, x: torch.Tensor, decoded: Decoded | None) -> Layer:
-    layer = _build(spec, x, decoded)
+    # A number beyond float32 becomes ±inf in the casts to float32, as it should: it is
+    # refused just below, so numpy's overflow warning would only repeat it in the log.
+    with np.errstate(over="ignore"):
+        layer = _build(spec, x, decoded)
     # Every source ends here: a bias of 1e300 is a finite JSON number but no float32.
     for name, t in (("weight", layer.weight), ("bias", layer.bias)):
         if not bool(torch.isfinite(t).all()):
