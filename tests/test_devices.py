@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from app import compare, devices
+from app import compare, devices, generators
 from app.config import Settings
 from app.errors import DeviceUnavailable
 from app.schemas.requests import CompareRequest
-from tests.reference import conv1x1_relu
+from tests.reference import conv1x1_relu, relu
 
 HAS_MPS = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
 
@@ -40,14 +40,32 @@ def run_on(device: str) -> compare.Comparison:
     return compare.run(req, Settings())
 
 
+def check_against_numpy(c: compare.Comparison) -> None:
+    """Every number of the comparison from numpy alone: both paths from its input, weight and
+    bias (einsum), and the PCA layer's rows and variance kept from numpy's SVD of the input."""
+    x = c.x.cpu().numpy()  # (C, H, W)
+    w, b = c.layer.weight.cpu().numpy(), c.layer.bias.cpu().numpy()  # (K, C), (K,)
+    pre, out = conv1x1_relu(x, w, b)
+    np.testing.assert_allclose(c.paths.pre_activation.cpu().numpy(), pre, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(c.paths.conv_relu.cpu().numpy(), out, rtol=1e-3, atol=1e-3)
+    np.testing.assert_array_equal(c.paths.relu_only.cpu().numpy(), relu(x))
+    flat = x.reshape(x.shape[0], -1).astype(np.float64)  # (C, H·W)
+    centred = flat - flat.mean(axis=1, keepdims=True)
+    u, s, _ = np.linalg.svd(centred, full_matrices=False)  # u: (C, C), the principal directions
+    k = w.shape[0]
+    assert c.layer.info["variance_kept"] == pytest.approx(
+        (s[:k] ** 2).sum() / (s**2).sum(), rel=1e-4
+    )
+    # The rows span the top-k principal subspace: projected onto it, each keeps its length.
+    rows = w.astype(np.float64) / np.linalg.norm(w, axis=1, keepdims=True)
+    np.testing.assert_allclose(np.linalg.norm(rows @ u[:, :k], axis=1), 1, atol=1e-3)
+
+
 def check_against_cpu(device: str) -> None:
     on_device, on_cpu = run_on(device), run_on("cpu")
     assert on_device.device == device
-    x = on_device.x.cpu().numpy()
-    w, b = on_device.layer.weight.cpu().numpy(), on_device.layer.bias.cpu().numpy()
-    _, out = conv1x1_relu(x, w, b)
-    np.testing.assert_allclose(on_device.paths.conv_relu.cpu().numpy(), out, rtol=1e-3, atol=1e-3)
-    np.testing.assert_array_equal(x, on_cpu.x.numpy())
+    check_against_numpy(on_device)
+    np.testing.assert_array_equal(on_device.x.cpu().numpy(), on_cpu.x.numpy())
     assert on_device.layer.info["variance_kept"] == pytest.approx(
         on_cpu.layer.info["variance_kept"], rel=1e-4
     )
@@ -66,4 +84,11 @@ def test_mps_matches_numpy_and_cpu() -> None:
 
 
 def test_cpu_matches_numpy() -> None:
-    check_against_cpu("cpu")
+    """The CPU against numpy alone (a device other than the CPU is also checked against it)."""
+    c = run_on("cpu")
+    assert c.device == "cpu"
+    check_against_numpy(c)
+    # The input is the generator's maps as they are, float32 (C, H, W) = (192, 28, 28).
+    maps = generators.generate("smooth", 192, 28, 28, 0, {}).maps
+    assert c.x.dtype == torch.float32 and tuple(c.x.shape) == (192, 28, 28)
+    np.testing.assert_array_equal(c.x.numpy(), maps)
