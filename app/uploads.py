@@ -64,7 +64,7 @@ _MAX_DIMS = 32
 _NPY_HEAD = 12 + 65536
 # Bytes copied at a time while the GIL is held.
 _PIECE = 1024 * 1024
-# What zipfile raises on damaged or hostile archives (found by fuzzing, tests/test_hardening.py).
+# What zipfile raises on damaged or hostile archives (found by fuzzing, tests/test_uploads.py).
 _ZIP_ERRORS = (
     zipfile.BadZipFile,
     EOFError,

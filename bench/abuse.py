@@ -1,6 +1,6 @@
 """Abuse, measured: `python -m bench.abuse [--markdown]`.
 
-The long versions of tests/test_hardening.py's findings, against one server with the
+The long versions of tests/test_sockets.py's findings, against one server with the
 default settings (2 slots, queue 64, 128 MiB uploads), one scenario after another:
 
 - uploads: 32 clients upload a 100 MB .npy at once (format=json);
