@@ -6,7 +6,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from bench.server import ROOT
+
+pytestmark = pytest.mark.slow
 
 
 def run(*args: str) -> str:

@@ -6,10 +6,13 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from bench import network as bench_network
 from bench.server import ROOT
 
 
+@pytest.mark.slow
 def test_the_rss_child_reports_one_cached_photo() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench.network", "--rss-child"],

@@ -558,6 +558,7 @@ def saved(net: nets.ResNetLike, photo: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("layer", "after"),
     [("layer1.0.conv1", "layer1.0.relu1"), ("inception3a.branch3.0", "inception3a.branch3.2")],
@@ -610,6 +611,7 @@ def test_capture_end_to_end_equals_the_network(
     assert j["weights_source"] == "input-file:safetensors"
 
 
+@pytest.mark.slow
 def test_capture_takes_a_strided_1x1_conv_as_it_samples(
     client: httpx.Client, net: nets.ResNetLike, photo: Path, saved: Path, tmp_path: Path
 ) -> None:
@@ -635,6 +637,7 @@ def test_capture_takes_a_strided_1x1_conv_as_it_samples(
     np.testing.assert_allclose(z["pre_activation"], expected.numpy(), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("layer", "says"),
     [
@@ -663,6 +666,7 @@ def _capture_args(photo: Path, out: Path, *more: str) -> list[str]:
     return ["--layer", "layer1.0.conv1", "--image", str(photo), "-o", str(out), *more]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("factory", "output", "says"),
     [
@@ -682,6 +686,7 @@ def test_capture_failures_are_one_clean_error_line(
     assert done.stderr.startswith("onebyone capture: error:")
 
 
+@pytest.mark.slow
 def test_capture_imports_installed_packages_before_files_in_the_working_directory(
     photo: Path, tmp_path: Path
 ) -> None:

@@ -57,6 +57,7 @@ def test_the_drain_must_end_a_second_before_the_grace_period(
     assert "terminationGracePeriodSeconds" in str(info.value)
 
 
+@pytest.mark.slow
 def test_serve_refuses_a_drain_limit_not_shorter_than_the_grace_period() -> None:
     env = {**os.environ, "ONEBYONE_DRAIN_TIMEOUT_S": "30", "ONEBYONE_GRACE_PERIOD_S": "30"}
     done = subprocess.run(
@@ -203,6 +204,7 @@ def events(log: Path) -> list[dict[str, Any]]:
     return found
 
 
+@pytest.mark.slow
 def test_a_request_admitted_before_sigterm_completes_and_new_connections_are_refused(
     tmp_path: Path,
 ) -> None:
@@ -243,6 +245,7 @@ def _slow_upload(url: str) -> bytes:
         return answer
 
 
+@pytest.mark.slow
 def test_requests_still_running_at_the_limit_get_503_and_the_process_exits_in_time(
     tmp_path: Path,
 ) -> None:
@@ -294,6 +297,7 @@ def test_requests_still_running_at_the_limit_get_503_and_the_process_exits_in_ti
     assert logged[-1]["event"] == "drain_end" and logged[-1]["admission"]["admitted"] == 0
 
 
+@pytest.mark.slow
 def test_with_workers_each_worker_drains_and_the_supervisor_exits_in_time(
     tmp_path: Path,
 ) -> None:

@@ -74,6 +74,7 @@ def events(lines: Any) -> Any:
             yield event, json.loads(line[6:])
 
 
+@pytest.mark.slow
 def test_fit_streams_progress_then_the_result(live: httpx.Client) -> None:
     """On a real server: the events arrive as they are sent, over the socket."""
     body = {"steps": 60, "every": 20}
@@ -85,6 +86,7 @@ def test_fit_streams_progress_then_the_result(live: httpx.Client) -> None:
     assert got[-1][1]["final"]["conv_relu"] == pytest.approx(got[-1][1]["conv_loss"][-1], rel=0.5)
 
 
+@pytest.mark.slow
 def test_closing_the_stream_cancels_the_training(live: httpx.Client, server_log: Path) -> None:
     """On a real server: the client closes its socket, and the server's log says it stopped."""
     body = {"steps": 5000, "every": 1, "input": {"generator": "catdog", "channels": 4}}

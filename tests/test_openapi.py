@@ -94,6 +94,7 @@ def test_every_reference_resolves(spec: dict[str, Any]) -> None:
     assert refs and {r.rsplit("/", 1)[-1] for r in refs} <= names
 
 
+@pytest.mark.slow
 def test_fuzzed_requests_never_get_a_5xx() -> None:
     """schemathesis draws requests from our own OpenAPI schema, for every operation, and sends
     them to the app in-process (as "testserver", a host name it must then serve)."""

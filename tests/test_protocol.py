@@ -12,6 +12,8 @@ import pytest
 
 from tests.sockets import answers, closed_after, host_port, raw_request, serve
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def head_deadline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:

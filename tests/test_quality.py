@@ -9,6 +9,8 @@ import pytest
 
 from bench.server import ROOT
 
+pytestmark = pytest.mark.slow
+
 PATHS = ["app", "tests", "scripts", "bench"]
 CHECKS = {
     "ruff check": [sys.executable, "-m", "ruff", "check", *PATHS],

@@ -45,6 +45,7 @@ def test_readme_names_the_two_commands() -> None:
     assert "scripts/test" in (ROOT / ".ci" / "run").read_text()
 
 
+@pytest.mark.slow
 def test_readme_curl_lines_run_as_written(readme_server: str, tmp_path: Path) -> None:
     script = "\n".join(blocks("sh")).replace("http://127.0.0.1:8000", readme_server)
     assert script.count("curl ") >= 6
@@ -77,6 +78,7 @@ def test_readme_curl_lines_run_as_written(readme_server: str, tmp_path: Path) ->
     assert curve["trained"] == {**curve["trained"], "layer": "features.7.conv.2", "k": 64}
 
 
+@pytest.mark.slow
 def test_readme_python_example_runs(readme_server: str, tmp_path: Path) -> None:
     (code,) = blocks("python")
     done = subprocess.run(
@@ -90,6 +92,7 @@ def test_readme_python_example_runs(readme_server: str, tmp_path: Path) -> None:
     assert "agreement 1.0" in done.stdout
 
 
+@pytest.mark.slow
 def test_readme_own_network_path_runs_with_the_test_network(
     readme_server: str, tmp_path: Path
 ) -> None:

@@ -43,6 +43,8 @@ from tests.sockets import (
     wait_idle,
 )
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def tight_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:

@@ -267,6 +267,7 @@ def _mobilenet_ones() -> list[tuple[str, int, int, str]]:
     return out
 
 
+@pytest.mark.slow
 def test_the_mobilenet_layers_are_listed_with_their_batch_norms(
     mobilenet: bytes, tmp_path: Path
 ) -> None:
