@@ -232,6 +232,9 @@ def test_a_bug_is_a_500_whose_traceback_goes_to_the_log_only(
         "code": "internal",
     }
     assert "secret" not in r.text
+    # Like every other answer (a bug's 500 was sent from outside the middleware that adds them).
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["referrer-policy"] == "no-referrer"
     traced = [x for x in log if x.exc_info]
     assert len(traced) == 1 and "secret internals" in str(traced[0].exc_info)
     lines = [json.loads(x.getMessage()) for x in log if not x.exc_info]
