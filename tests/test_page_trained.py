@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from app import photos
+from app.scenarios import SCENARIOS
 from bench.server import running
 from tests.pages import (
     DESKTOP,
@@ -497,6 +498,9 @@ def test_without_the_network_its_scenarios_say_how_to_install_it(
             p.page.goto(f"{bare_server}/?scenario={scenario}")
             p.page.wait_for_selector("body[data-status=unavailable]")
             assert net["detail"] in p.text("#status")
+            title = next(s.title for s in SCENARIOS if s.id == scenario)
+            assert p.text("#story-name") == title and p.text("#headline") == ""
+            assert p.page.is_hidden("#compare-view") and p.page.is_hidden("#experiment")
             assert p.page.is_visible("#net-missing") and net["detail"] in p.text("#net-missing")
             assert axe_violations(p) == [], scenario
         assert requests == []  # nothing was sent that could only fail
@@ -504,6 +508,35 @@ def test_without_the_network_its_scenarios_say_how_to_install_it(
         p.page.click("button[data-scenario=relu-enough]")
         p.page.wait_for_selector("body[data-status=ready]")
         assert p.page.is_hidden("#net-missing")
+        # And from there, a network scenario leaves no other scenario's answer on screen.
+        p.page.click("button[data-scenario=trained]")
+        p.page.wait_for_selector("body[data-status=unavailable]")
+        assert p.page.is_hidden("#compare-view") and p.text("#story-name") == "A trained 1×1 layer"
+        assert requests[-1].endswith("/api/v1/compare?format=json")  # relu-enough's only
     finally:
         p.close()
     assert p.errors == []
+
+
+def test_the_network_generator_picked_in_any_scenario(page: Page, server: str) -> None:
+    # From a generated comparison: the network's maps bring its layer's own weights.
+    page.open("?scenario=relu-enough")
+    page.after(lambda: page.page.select_option("#generator", "network"))
+    assert sent(page)["input"] == {"generator": "network"}
+    assert sent(page)["weights"] == {"network": "mobilenet_v2"}
+    assert page.page.input_value("#preset") == "__trained"
+    assert_numbers_are_the_apis(page, server)
+    point = page.text("#point")
+    assert "‘features.7.conv.0.0’ (block 7's expand, 32 → 192)" in point
+    assert "Weights: MobileNetV2's trained layer ‘features.7.conv.0.0’" in point
+    assert "undefined" not in point
+    # Back to a generator: its sizes, and weights the server picks (the network's need its maps).
+    page.after(lambda: page.page.select_option("#generator", "smooth"))
+    assert sent(page)["weights"] == {}
+    assert page.text("#headline").startswith("Generated maps (the smooth generator).")
+    # An experiment takes no weights: the bottleneck curve of the network's maps.
+    page.scenario("bottleneck")
+    page.after(lambda: page.page.select_option("#generator", "network"))
+    assert "weights" not in sent(page)
+    assert page.page.is_visible("#bottleneck-twin")
+    assert page.text("#headline").startswith("A trained network's maps")

@@ -8,12 +8,13 @@ import { $ } from "./dom.js";
 import { clearErrors } from "./errors.js";
 import { VIEWS } from "./experiments.js";
 import * as panels from "./panels.js";
-import { experimentRoot, render, showFailure, showStatus } from "./results.js";
+import { experimentRoot, render, renderUnavailable, showFailure, showStatus } from "./results.js";
 import { clearChoosers, showInputParams, showScenarios, showWeightParams, syncSettings } from "./settings.js";
 import { updateShare } from "./share.js";
 import {
   COMPARE,
   classMatches,
+  endpointOf,
   findClass,
   fitMatrix,
   freshNetwork,
@@ -74,6 +75,10 @@ export function controller(state) {
     const hold = holding(state);
     if (hold) {
       runs.cancel();
+      if (hold === "unavailable") {
+        state.shown = null; // nothing on screen answers this scenario
+        renderUnavailable(state);
+      }
       setStatus(hold);
       return;
     }
@@ -242,7 +247,8 @@ export function controller(state) {
     const w = state.request.weights;
     if (isNetworkGenerator(state.catalogue, name)) {
       state.request.input = input;
-      if (!state.network.on && (!w || !w.network)) state.request.weights = { network: g.params.network.default };
+      const compare = endpointOf(state) === COMPARE;
+      if (compare && !state.network.on && (!w || !w.network)) state.request.weights = { network: g.params.network.default };
       showInputParams(state, on);
       showWeightParams(state, on);
       followInput("input.generator");

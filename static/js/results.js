@@ -259,6 +259,23 @@ function renderMixes(state, counts) {
 }
 
 /**
+ * A scenario that cannot run here (no trained network): its title and point, and no result
+ * of another scenario's left to look like its answer.
+ * @param {object} state
+ */
+export function renderUnavailable(state) {
+  const sc = scenarioById(state.catalogue, state.scenario);
+  $("story-name").textContent = sc.title;
+  $("story-badge").hidden = true;
+  $("point").textContent = sc.point;
+  $("headline").textContent = "";
+  $("story-figure").hidden = true;
+  $("net-info").hidden = true;
+  $("compare-view").hidden = true;
+  $("experiment").hidden = true;
+}
+
+/**
  * Show the experiment's view before its result comes (a streamed one draws as it runs).
  * @returns {HTMLElement} where it draws
  */

@@ -125,8 +125,9 @@ export function facts(r, counts = null) {
   if (v !== null && v !== undefined && r.layer.network && !r.layer.classes && bestV !== null && bestV !== undefined) {
     out.variance =
       `The trained layer's ${plural(k, "output keeps", "outputs keep")} ${pct(v)} of its input's variance (the share a best linear read-out of them recovers); ` +
-      `the best any ${k} filters can keep on the same activations (PCA) is ${pct(bestV)}. It was trained for the network's task, not to keep variance.`;
-  } else if (v !== null && v !== undefined) {
+      `the best any ${num(k)} filters can keep on the same activations (PCA) is ${pct(bestV)}. It was trained for the network's task, not to keep variance.`;
+  } else if (v !== null && v !== undefined && !r.layer.classes) {
+    // (A few classes' filters are no reduction of the input: their variance says nothing.)
     const best = r.layer.component_variance ? `, the most any ${k} filters can keep on these maps` : "";
     out.variance = `The ${plural(k, "output keeps", "outputs keep")} ${pct(v)} of the input's variance (the share a best linear read-out of them recovers)${best}.`;
   }
@@ -154,7 +155,7 @@ function networkFacts(r, counts) {
   const [c, h, w] = r.shapes.input;
   const k = r.shapes.weight[0];
   if (!counts) return out;
-  const drawn = counts.stride > 1 ? ` of those drawn (every ${counts.stride}th pixel)` : "";
+  const drawn = counts.stride > 1 ? ` of those drawn (one pixel in ${counts.stride * counts.stride})` : "";
   if (l.activation === "relu6") {
     const o = counts.over6;
     out.relu6 =
@@ -275,11 +276,12 @@ export function describe(request, endpoint, r, catalogue, files) {
     );
   }
   const wts = request.weights;
-  const yours = r && r.layer ? ownLayer(r, files) : "";
-  if (yours) {
+  const yours = r && r.layer && !(wts && wts.network) ? ownLayer(r, files) : "";
+  if (wts && wts.network) {
+    const entry = (catalogue.networks || {})[wts.network];
+    parts.push(`Weights: ${trainedWeights(wts, r, entry ? networkName(entry) : wts.network)}.`);
+  } else if (yours) {
     parts.push(`Weights: ${yours}.`);
-  } else if (wts && wts.network) {
-    parts.push(`Weights: ${trainedWeights(wts, r)}.`);
   } else if (files.weights) {
     parts.push(`Weights: your 1×1 layer ${files.weights}.`);
   } else if (wts && wts.matrix) {
@@ -711,14 +713,15 @@ export function numbers(r, counts = null) {
   };
   const best = r.layer.best_variance_kept;
   const both = v !== null && v !== undefined && best !== null && best !== undefined && !r.layer.classes;
-  out["n-variance-label"] = both ? `Input variance kept: the trained layer / PCA's best ${k} filters` : "Input variance the K outputs keep";
+  out["n-variance-label"] = both ? `Input variance kept: the trained layer / PCA's best ${num(k)} filters` : "Input variance the K outputs keep";
   if (both) out["n-variance"] = `${pct(v)} / ${pct(best)}`;
+  if (r.layer.classes) out["n-variance"] = "— (classes' filters, not a reduction)";
   if (r.network) {
     const top = r.network.top5[0];
     out["n-network"] = `${top.name} ${pct(top.probability)}`;
   }
   if (counts && r.layer.activation === "relu6") {
-    out["n-relu6"] = `${num(counts.over6.above)} of ${num(counts.over6.total)} values${counts.stride > 1 ? ` (every ${counts.stride}th pixel)` : ""}`;
+    out["n-relu6"] = `${num(counts.over6.above)} of ${num(counts.over6.total)} values${counts.stride > 1 ? ` (one pixel in ${counts.stride * counts.stride})` : ""}`;
   }
   if (counts && r.layer.network && r.layer.classes && r.layer.classes.length === 1) {
     const [, h, w] = r.shapes.input;
@@ -881,14 +884,15 @@ export function photoRef(name, sent) {
  * The trained weights a request names, in words.
  * @param {{network: string, layer?: string, batchnorm?: string, classes?: string[], minus?: string}} w
  * @param {object|null} r the CompareReport, which says what the server used
+ * @param {string} network the network's short name
  * @returns {string}
  */
-export function trainedWeights(w, r) {
+export function trainedWeights(w, r, network) {
   const l = r && r.layer ? r.layer : null;
   const name = (l && l.checkpoint_layer) || w.layer || "the input's layer";
   const classes = w.classes ? `, only ${w.classes.map((c) => `W[${c}]`).join(", ")}${w.minus ? ` minus W[${w.minus}]` : ""}` : "";
   const bn = l && l.batchnorm ? `, ${bnName(l.batchnorm.name)} folded in` : w.batchnorm === "none" ? ", raw: its batch norm left out (not what the network computes)" : "";
-  return `${w.network}'s trained layer ‘${name}’${bn}${classes}`;
+  return `${network}'s trained layer ‘${name}’${bn}${classes}`;
 }
 
 /**
