@@ -519,8 +519,11 @@ def test_without_the_network_its_scenarios_say_how_to_install_it(
 
 
 def test_the_network_generator_picked_in_any_scenario(page: Page, server: str) -> None:
-    # From a generated comparison: the network's maps bring its layer's own weights.
+    # From a generated comparison, whose numbers say nothing of a trained layer ...
     page.open("?scenario=relu-enough")
+    assert page.text("#n-variance-label") == "Input variance the K outputs keep"
+    assert dd(page, "#n-variance").endswith("(what a best linear read-out from W·x recovers)")
+    # ... the network's maps bring its layer's own weights.
     page.after(lambda: page.page.select_option("#generator", "network"))
     assert sent(page)["input"] == {"generator": "network"}
     assert sent(page)["weights"] == {"network": "mobilenet_v2"}

@@ -712,7 +712,7 @@ export function numbers(r, counts = null) {
     "n-device": `${r.device} / ${t.compute.toFixed(2)} ms compute, ${Object.values(t).reduce((a, b) => a + b, 0).toFixed(1)} ms in all`,
   };
   const best = r.layer.best_variance_kept;
-  const both = v !== null && v !== undefined && best !== null && best !== undefined && !r.layer.classes;
+  const both = Boolean(r.layer.network) && !r.layer.classes && v !== null && v !== undefined && best !== null && best !== undefined;
   out["n-variance-label"] = both ? `Input variance kept: the trained layer / PCA's best ${num(k)} filters` : "Input variance the K outputs keep";
   if (both) out["n-variance"] = `${pct(v)} / ${pct(best)}`;
   if (r.layer.classes) out["n-variance"] = "— (classes' filters, not a reduction)";
