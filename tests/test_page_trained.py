@@ -543,3 +543,11 @@ def test_the_network_generator_picked_in_any_scenario(page: Page, server: str) -
     assert "weights" not in sent(page)
     assert page.page.is_visible("#bottleneck-twin")
     assert page.text("#headline").startswith("A trained network's maps")
+
+
+def test_the_photo_drop_zone_works_from_the_keyboard(page: Page) -> None:
+    page.open("?scenario=trained")
+    with page.page.expect_file_chooser() as chosen:
+        page.page.locator("#photo-drop").press("Enter")
+    assert chosen.value.element.get_attribute("id") == "photo-file"
+    assert chosen.value.element.get_attribute("accept") == "image/png,image/jpeg,.png,.jpg,.jpeg"
