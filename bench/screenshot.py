@@ -1,4 +1,5 @@
-"""Shoot the page: every scenario on a phone (390×844) and a desktop (1400×1000), and the two
+"""Shoot the page: every scenario on a phone (390×844) and a desktop (1400×1000), a photo sent
+to the trained network with two classes picked by name (network-photo-*.png), and the two
 pictures the README shows (docs/page-desktop.png, docs/page-phone.png).
 
 Usage: .venv/bin/python -m bench.screenshot [OUT_DIR]   (default: build/screenshots)
@@ -25,11 +26,15 @@ TALLEST = 4000  # px of a full-page shot; a 192-channel page is ten times taller
 def shoot(page: Any, url: str, scenario: str, full: bool) -> bytes:
     page.goto(f"{url}/?scenario={scenario}")
     page.wait_for_selector("body[data-status=ready]", timeout=120_000)
-    height = page.evaluate("document.documentElement.scrollHeight")
-    width = page.viewport_size["width"]
     if not full:
         return bytes(page.screenshot())
-    # Draw what lazy drawing left for later: scroll through the part that will be shot.
+    return full_shot(page)
+
+
+def full_shot(page: Any) -> bytes:
+    """The page from the top, up to TALLEST px, with what lazy drawing left for later drawn."""
+    height = page.evaluate("document.documentElement.scrollHeight")
+    width = page.viewport_size["width"]
     for y in range(0, min(height, TALLEST), 600):
         page.evaluate(f"window.scrollTo(0, {y})")
         page.wait_for_timeout(30)
@@ -66,6 +71,27 @@ def readme_pictures(browser: Any, url: str) -> None:
     context.close()
 
 
+def photo_shot(page: Any, url: str, folder: Path) -> bytes:
+    """ "Cat minus dog, for real" on a photo sent as a person would (a built-in one re-encoded
+    as JPEG), with the classes typed by name."""
+    from app import photos
+
+    path = folder / "astronaut.jpg"
+    with Image.open(io.BytesIO(photos.read(photos.PHOTOS["astronaut"]))) as img:
+        img.convert("RGB").save(path, "JPEG", quality=88)
+    page.goto(f"{url}/?scenario=cat-minus-dog")
+    page.wait_for_selector("body[data-status=ready]", timeout=120_000)
+    if page.is_hidden("#class-a"):
+        page.click("#settings summary")
+    for field, name in (("#class-a", "space shuttle"), ("#class-b", "bobsled")):
+        page.fill(field, "")
+        page.locator(field).press_sequentially(name, delay=40)
+    page.set_input_files("#photo-file", str(path))
+    page.wait_for_timeout(600)
+    page.wait_for_selector("body[data-status=ready]", timeout=120_000)
+    return full_shot(page)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Shoot the page at 390 and 1400 px.")
     parser.add_argument(
@@ -86,6 +112,9 @@ def main() -> None:
                 path = out / f"{s.id}-{viewport['width']}.png"
                 small_png(shoot(page, url, s.id, full=True), path)
                 print(f"wrote {path}")
+            path = out / f"network-photo-{viewport['width']}.png"
+            small_png(photo_shot(page, url, out), path)
+            print(f"wrote {path}")
             context.close()
         readme_pictures(browser, url)
         browser.close()

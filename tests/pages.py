@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from axe_playwright_python.sync_playwright import Axe
 
 ROOT = Path(__file__).resolve().parent.parent
 PHONE = {"width": 390, "height": 844}
@@ -187,3 +188,31 @@ def network_files(folder: Path) -> dict[str, Any]:
     torch.save(stem.state_dict(), folder / "only3x3.pt")
     out["only3x3"] = folder / "only3x3.pt"
     return out
+
+
+def overflow(page: Page) -> list[str]:
+    """Elements that stick out past the right edge of the screen, and the page's scroll width."""
+    return list(
+        page.page.evaluate(
+            """() => {
+                const w = document.documentElement.clientWidth;
+                const out = [];
+                if (document.documentElement.scrollWidth > w) out.push(`page ${document.documentElement.scrollWidth}`);
+                for (const e of document.querySelectorAll('body *')) {
+                    const r = e.getBoundingClientRect();
+                    if (r.width && r.right > w + 0.5 && !e.closest('[hidden], dialog:not([open])')) out.push(`${e.tagName}#${e.id}.${e.className} ${Math.round(r.right)}`);
+                }
+                return out.slice(0, 10);
+            }"""
+        )
+    )
+
+
+AXE = Axe()
+
+
+def axe_violations(page: Page) -> list[str]:
+    result = AXE.run(page.page)
+    return [
+        f"{v['id']}: {[n['target'] for n in v['nodes']][:3]}" for v in result.response["violations"]
+    ]

@@ -13,7 +13,8 @@ import httpx
 import numpy as np
 import pytest
 
-from app.scenarios import SCENARIOS
+from app import imagenet
+from app.scenarios import SCENARIOS, find
 from tests import files
 from tests.pages import Page, npz_for, report_for, shown_number
 
@@ -373,6 +374,90 @@ PURE = [
         "[st.tiny(2.4e-15, 0.39), st.tiny(0.0042, 0.39), st.weightText(-0.0001), st.weightText(0.98765)]",
         ["0 (float precision)", "0.0042", "0.000", "0.988"],
         id="tiny-and-weightText",
+    ),
+    # What the page counts in a trained network's maps.
+    pytest.param(
+        "[h.countAbove(hm, 0), h.channelMeans(hm)]",
+        [
+            {"above": int((VALUES > 0).sum()), "total": 4, "max": float(VALUES.max())},
+            [float(VALUES.astype(np.float64).mean())],
+        ],
+        id="countAbove-and-channelMeans",
+    ),
+    pytest.param(
+        "[h.largestWeights(values, 2), st.mixText(h.largestWeights(values, 3))]",
+        [
+            {
+                "top": [
+                    {"c": int(c), "w": float(VALUES[c])} for c in np.argsort(-np.abs(VALUES))[:2]
+                ],
+                "share": float(
+                    np.sort(np.abs(VALUES.astype(np.float64)))[-2:].sum()
+                    / np.abs(VALUES.astype(np.float64)).sum()
+                ),
+                "nonzero": 4,
+            },
+            "6·c2 − 2·c0 + 0.5·c1 + …",
+        ],
+        id="largestWeights-and-mixText",
+    ),
+    pytest.param(
+        """(() => {
+            const names = cat.networks.mobilenet_v2.classes;
+            return [[' egyptian  CAT', 'egyp', ''].map((t) => s.findClass(names, t)), s.classMatches(names, 'RETRIEVER')];
+        })()""",
+        [
+            ["Egyptian cat", None, ""],
+            [n for n in imagenet.classes().names if "retriever" in n.lower()],
+        ],
+        id="findClass-and-classMatches",
+    ),
+    # A photo sent stands in for the built-in one: the spec loses its name, curl sends the file.
+    pytest.param(
+        """(() => {
+            const request = {input: {generator: 'network', photo: 'chelsea', layer: 'classifier.1'}, weights: {network: 'mobilenet_v2'}};
+            const files = {photo: new File(['x'], 'my cat.jpg')};
+            const sent = s.requestToSend(request, files);
+            return [sent, s.fileNames(files), s.fileNames({...files, input: new File(['y'], 'acts.npy')}),
+                    s.curlCommand('http://h', '/api/v1/compare', sent, s.fileNames(files))];
+        })()""",
+        [
+            {
+                "input": {"generator": "network", "layer": "classifier.1"},
+                "weights": {"network": "mobilenet_v2"},
+            },
+            {"input": None, "weights": None, "photo": "my cat.jpg"},
+            {"input": "acts.npy", "weights": None, "photo": None},  # activations: no photo sent
+            "curl -sS -X POST 'http://h/api/v1/compare?format=json&heatmaps=false' -F 'photo=@my cat.jpg' "
+            '--form-string \'spec={"input":{"generator":"network","layer":"classifier.1"},"weights":{"network":"mobilenet_v2"}}\' '
+            "-o onebyone.json",
+        ],
+        id="photo-sent",
+    ),
+    pytest.param(
+        """(() => {
+            const sc = cat.scenarios.find((x) => x.id === 'trained-bottleneck');
+            return [s.generatedTwin(sc.request, sc.endpoint, cat), s.generatedTwin(first.request, first.endpoint, cat)];
+        })()""",
+        [
+            {
+                "request": {
+                    **find("bottleneck").request,
+                    "input": {
+                        **find("bottleneck").request["input"],
+                        "channels": 192,
+                        "height": 14,
+                        "width": 14,
+                    },
+                    "kernel": find("trained-bottleneck").request["kernel"],
+                    "out_channels": find("trained-bottleneck").request["out_channels"],
+                },
+                "channels": 192,
+                "capped": False,
+            },
+            None,
+        ],
+        id="generatedTwin",
     ),
 ]
 

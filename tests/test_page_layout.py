@@ -11,11 +11,10 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 
 from app.scenarios import SCENARIOS
 from tests import files
-from tests.pages import PHONE, Page, network_files
+from tests.pages import PHONE, Page, axe_violations, network_files, overflow
 
 pytestmark = pytest.mark.browser
 
@@ -24,7 +23,7 @@ COMPARE = [s.id for s in SCENARIOS if s.endpoint == "/api/v1/compare"]
 FEW = [
     s.id
     for s in SCENARIOS
-    if s.endpoint == "/api/v1/compare" and s.request["input"]["channels"] <= 8
+    if s.endpoint == "/api/v1/compare" and s.request["input"].get("channels", 1024) <= 8
 ]
 
 
@@ -34,24 +33,6 @@ def phone(browser: Any, server: str) -> Iterator[Page]:
     yield p
     p.close()
     assert p.errors == [], p.errors
-
-
-def overflow(page: Page) -> list[str]:
-    """Elements that stick out past the right edge of the screen, and the page's scroll width."""
-    return list(
-        page.page.evaluate(
-            """() => {
-                const w = document.documentElement.clientWidth;
-                const out = [];
-                if (document.documentElement.scrollWidth > w) out.push(`page ${document.documentElement.scrollWidth}`);
-                for (const e of document.querySelectorAll('body *')) {
-                    const r = e.getBoundingClientRect();
-                    if (r.width && r.right > w + 0.5 && !e.closest('[hidden], dialog:not([open])')) out.push(`${e.tagName}#${e.id}.${e.className} ${Math.round(r.right)}`);
-                }
-                return out.slice(0, 10);
-            }"""
-        )
-    )
 
 
 @pytest.mark.parametrize("scenario", IDS)
@@ -139,16 +120,6 @@ def test_skip_link_and_drop_zone_work_from_the_keyboard(page: Page) -> None:
     with page.page.expect_file_chooser() as chooser:
         page.page.locator("#drop").press("Enter")
     assert chooser.value.element.get_attribute("id") == "input-file"
-
-
-AXE = Axe()
-
-
-def axe_violations(page: Page) -> list[str]:
-    result = AXE.run(page.page)
-    return [
-        f"{v['id']}: {[n['target'] for n in v['nodes']][:3]}" for v in result.response["violations"]
-    ]
 
 
 def test_axe_finds_a_planted_violation(page: Page) -> None:

@@ -213,6 +213,28 @@ def test_a_photo_sent_stands_in_for_a_built_in_one(client: httpx.Client) -> None
     assert net["top5"] == built_in["top5"]
 
 
+def test_a_photo_sent_stands_in_for_a_built_in_one_on_the_bottleneck_curve(
+    client: httpx.Client,
+) -> None:
+    """The page's "Bottleneck curve, real activations" takes any photo, as compare does."""
+    data = photos.read(photos.PHOTOS["coffee"])
+    spec = {"input": {"generator": "network", "layer": "features.7.conv.2"}, "out_channels": 64}
+    r = client.post(
+        "/api/v1/experiments/bottleneck",
+        files={"photo": ("my coffee.png", data)},
+        data={"spec": json.dumps(spec)},
+    )
+    assert r.status_code == 200, r.text
+    sent = r.json()
+    assert sent["network"]["photo"] == "upload:my coffee.png"
+    built_in = client.post(
+        "/api/v1/experiments/bottleneck",
+        json={**spec, "input": {**spec["input"], "photo": "coffee"}},
+    ).json()
+    assert sent["rows"] == built_in["rows"] and sent["trained"] == built_in["trained"]
+    assert sent["network"]["top5"] == built_in["network"]["top5"]
+
+
 def _jpeg(size: tuple[int, int]) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size, (200, 100, 50)).save(buf, "JPEG")

@@ -37,7 +37,14 @@ FitBody = Annotated[
     Depends(BodyReader(FitRequest, {"input": MAPS, "target": "(K, H, W) or (H, W) array"})),
 ]
 BottleneckBody = Annotated[
-    Incoming[BottleneckRequest], Depends(BodyReader(BottleneckRequest, {"input": MAPS}))
+    Incoming[BottleneckRequest],
+    Depends(
+        BodyReader(
+            BottleneckRequest,
+            {"input": MAPS},
+            photos={"photo": 'PNG or JPEG: a photo for "generator": "network", as for compare'},
+        )
+    ),
 ]
 ReceptiveFieldBody = Annotated[
     Incoming[ReceptiveFieldRequest], Depends(BodyReader(ReceptiveFieldRequest, {"input": MAPS}))
@@ -134,7 +141,7 @@ async def bottleneck(body: BottleneckBody, sources: SourcesDep) -> Response:
     """
 
     def job(p: Parsed[BottleneckRequest]) -> BottleneckResult:
-        maps = inputs.load(p.spec.input, p.take("input"), body.settings, sources)
+        maps = inputs.load(p.spec.input, p.take("input"), body.settings, sources, photo=p.photo())
         body.ticket.token.check()
         return experiments.run_bottleneck(p.spec, maps, sources)
 

@@ -29,19 +29,20 @@ export function asApiError(err) {
 }
 
 /**
- * The body of a request: JSON, or with files multipart (file parts `input`, `weights`, and the
- * spec as the part `spec`), as the API takes it.
+ * The body of a request: JSON, or with files multipart (file parts `input`, `weights` and
+ * `photo`, and the spec as the part `spec`), as the API takes it.
  * @param {object} spec
- * @param {{input?: File|null, weights?: File|null}} files
+ * @param {{input?: File|null, weights?: File|null, photo?: File|null}} files the files to send (state.js's sentFiles)
  * @returns {{body: string|FormData, headers: Record<string, string>}}
  */
 export function requestBody(spec, files) {
-  if (!files.input && !files.weights) {
+  if (!files.input && !files.weights && !files.photo) {
     return { body: JSON.stringify(spec), headers: { "Content-Type": "application/json" } };
   }
   const form = new FormData();
   if (files.input) form.append("input", files.input);
   if (files.weights) form.append("weights", files.weights);
+  if (files.photo) form.append("photo", files.photo);
   form.append("spec", JSON.stringify(spec));
   return { body: form, headers: {} };
 }

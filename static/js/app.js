@@ -64,8 +64,14 @@ function wire() {
   $("net-layer").addEventListener("change", () => page.setLayer($("net-layer").value));
   $("net-bn-box").addEventListener("change", (e) => page.setBatchnorm(e.target.value));
   $("net-eps").addEventListener("input", () => page.setEps($("net-eps")));
+  const photo = (file) => page.setPhoto(file);
+  $("photo-file").addEventListener("change", () => photo($("photo-file").files[0]));
+  dropZone($("photo-drop"), $("photo-file"), photo);
+  $("clear-photo").addEventListener("click", () => page.setPhoto(null));
+  $("trained-bn").addEventListener("change", () => page.setTrainedBatchnorm($("trained-bn").value));
+  for (const which of ["a", "b"]) $(`class-${which}`).addEventListener("input", () => page.setClass(which, $(`class-${which}`)));
 
-  $("copy-link").addEventListener("click", () => copy(location.href, copyText.link(Boolean(state.files.input || state.files.weights))));
+  $("copy-link").addEventListener("click", () => copy(location.href, copyText.link(Boolean(state.files.input || state.files.weights || state.files.photo))));
   $("copy-curl").addEventListener("click", () => copy($("curl").textContent, copyText.curl));
   $("curl-format").addEventListener("change", page.shareChanged);
   $("download-png").addEventListener("click", () => download(state, "png"));

@@ -3,26 +3,34 @@
 // one checkpoint listing are in flight at most: the latest request of each wins.
 
 import { Latest, post, requestBody } from "./api.js";
-import { MATRIX, parseNumber } from "./controls.js";
+import { MATRIX, TRAINED, parseNumber } from "./controls.js";
+import { $ } from "./dom.js";
 import { clearErrors } from "./errors.js";
 import { VIEWS } from "./experiments.js";
 import * as panels from "./panels.js";
-import { experimentRoot, render, showFailure, showStatus } from "./results.js";
+import { experimentRoot, render, renderUnavailable, showFailure, showStatus } from "./results.js";
 import { clearChoosers, showInputParams, showScenarios, showWeightParams, syncSettings } from "./settings.js";
 import { updateShare } from "./share.js";
 import {
   COMPARE,
+  classMatches,
+  endpointOf,
+  findClass,
   fitMatrix,
   freshNetwork,
+  generatedTwin,
   holding,
+  isNetworkGenerator,
+  networkInput,
   requestToSend,
   roundedWeights,
   scenarioById,
+  sentFiles,
   setPath,
   shownReport,
   snapshot,
 } from "./state.js";
-import { capturedNote, gridText, invalid, matrixText } from "./story.js";
+import { capturedNote, gridText, invalid, matrixText, networkText } from "./story.js";
 
 /**
  * The page's actions on one state.
@@ -33,7 +41,15 @@ export function controller(state) {
   const listings = new Latest(); // the layers of the weights file being read
   let timer = 0;
   /** The handlers the views hand edits to. */
-  const on = { param: onParam, cell: onCell };
+  const on = {
+    param: onParam,
+    cell: onCell,
+    /** A class of the top 5 picked as class a. */
+    useClass(name) {
+      $("class-a").value = name;
+      setClass("a", $("class-a"));
+    },
+  };
 
   function setStatus(status) {
     state.status = status;
@@ -59,18 +75,23 @@ export function controller(state) {
     const hold = holding(state);
     if (hold) {
       runs.cancel();
+      if (hold === "unavailable") {
+        state.shown = null; // nothing on screen answers this scenario
+        renderUnavailable(state);
+      }
       setStatus(hold);
       return;
     }
     setStatus("pending");
-    const req = requestBody(requestToSend(snap.request, snap.files, snap.own), snap.files);
+    const req = requestBody(requestToSend(snap.request, snap.files, snap.own), sentFiles(snap.files));
     const view = VIEWS[snap.endpoint];
     let outcome;
     try {
       outcome = await runs.run(async (signal) => {
         if (view && view.run) {
           // A streamed experiment draws its progress as it comes: show its view now.
-          return view.run(experimentRoot(), req, { signal, endpoint: snap.endpoint, request: snap.request, luts: state.luts });
+          const twin = generatedTwin(snap.request, snap.endpoint, state.catalogue);
+          return view.run(experimentRoot(), req, { signal, endpoint: snap.endpoint, request: snap.request, luts: state.luts, twin });
         }
         const query = snap.endpoint === COMPARE ? "?format=json" : "";
         return (await post(snap.endpoint + query, req, { signal })).json();
@@ -135,6 +156,13 @@ export function controller(state) {
   function onParam(path, text, type, typed) {
     const { control, label, bad } = typed;
     let value;
+    if (type === "choice") {
+      markValid(path, control);
+      setPath(state.request, path, text);
+      followInput(path);
+      edited(0);
+      return;
+    }
     if (type === "ints") {
       const parts = text.split(",");
       if (parts.every((p) => p.trim() === "") && !bad) value = undefined;
@@ -190,18 +218,52 @@ export function controller(state) {
   }
 
   /**
-   * Another generator: the sizes and seed stay, its channel rule applies.
+   * The network's layer or photo changed: a photo picked by name replaces one sent, the
+   * classes go with a layer that has none, and an explicit W follows the layer's C.
+   * @param {string} path the input's field that changed
+   */
+  function followInput(path) {
+    const input = networkInput(state.request, state.catalogue);
+    if (!input) return;
+    if (path === "input.photo") setPhotoFile(null);
+    const w = state.request.weights;
+    if (w && w.network && input.layer && input.layer.role !== "classifier") {
+      delete w.classes;
+      delete w.minus;
+      state.classHints = { a: "", b: "" };
+    }
+    if (w && w.matrix && input.layer) fitMatrix(state, input.layer.in_channels);
+  }
+
+  /**
+   * Another generator: the sizes and seed stay, its channel rule applies. A trained network's
+   * generator takes no sizes (its layer decides them) and brings its layer's own weights.
    * @param {string} name
    */
   function setGenerator(name) {
     const g = state.catalogue.generators[name];
     const old = state.request.input || {};
     const input = { generator: name };
+    const w = state.request.weights;
+    if (isNetworkGenerator(state.catalogue, name)) {
+      state.request.input = input;
+      const compare = endpointOf(state) === COMPARE;
+      if (compare && !state.network.on && (!w || !w.network)) state.request.weights = { network: g.params.network.default };
+      showInputParams(state, on);
+      showWeightParams(state, on);
+      followInput("input.generator");
+      edited(0);
+      return;
+    }
     for (const key of ["height", "width", "channels", "seed"]) if (old[key] !== undefined) input[key] = old[key];
     if (g.fixed_channels) input.channels = g.fixed_channels;
     else if ((input.channels ?? g.params.channels.default) < g.min_channels) input.channels = g.min_channels;
     state.request.input = input;
+    setPhotoFile(null);
+    // A network's weights need its maps: the server's default weights instead.
+    if (w && w.network) state.request.weights = {};
     showInputParams(state, on);
+    showWeightParams(state, on);
     if (state.request.weights && state.request.weights.matrix && input.channels) fitMatrix(state, input.channels);
     edited(0);
   }
@@ -211,7 +273,11 @@ export function controller(state) {
    * @param {string} name a preset's name or MATRIX
    */
   function setPreset(name) {
-    if (name === MATRIX) {
+    if (name === TRAINED) {
+      const input = networkInput(state.request, state.catalogue);
+      state.request.weights = { network: input ? input.name : undefined };
+      state.matrixNote = "";
+    } else if (name === MATRIX) {
       const w = roundedWeights(shownReport(state));
       if (w) {
         state.request.weights = w;
@@ -245,9 +311,10 @@ export function controller(state) {
     const s = scenarioById(state.catalogue, id);
     state.scenario = s.id;
     state.request = structuredClone(s.request);
-    state.files = { input: null, weights: null };
+    state.files = { input: null, weights: null, photo: null };
     leaveNetwork();
-    clearChoosers("input-file", "weights-file", "net-file", "net-acts-file");
+    clearChoosers("input-file", "weights-file", "net-file", "net-acts-file", "photo-file");
+    state.classHints = { a: "", b: "" };
     state.matrixNote = "";
     state.matrixBase = null;
     state.invalid.clear();
@@ -288,6 +355,63 @@ export function controller(state) {
     if (from === "net") state.network.on = true;
     state.inputFrom = from;
     setFile("input", file);
+  }
+
+  /** @param {File|null} file a photo for the network's maps, in place of the built-in one */
+  function setPhotoFile(file) {
+    state.files.photo = file || null;
+    if (!file) clearChoosers("photo-file");
+  }
+
+  /**
+   * A class typed or picked in a class field ("a": the class, "b": the one subtracted). A name
+   * in full is sent; part of one waits, saying which names contain it; one that no name
+   * contains is marked, and nothing is sent.
+   * @param {"a"|"b"} which
+   * @param {HTMLInputElement} control
+   */
+  function setClass(which, control) {
+    const w = state.request.weights;
+    if (!w || !w.network) return;
+    const names = (state.catalogue.networks[w.network] || { classes: [] }).classes;
+    const field = which === "a" ? "weights.classes" : "weights.minus";
+    const text = control.value;
+    const found = findClass(names, text);
+    const wasInvalid = state.invalid.has(field);
+    if (found === null) {
+      const matches = classMatches(names, text);
+      if (!matches.length) {
+        state.classHints[which] = "";
+        markInvalid(field, control, networkText.noClass(text));
+        return;
+      }
+      markValid(field, control);
+      state.classHints[which] = networkText.partial(text.trim(), matches);
+      syncSettings(state, on);
+      // The last value that could not be sent is gone: what is on screen is current again.
+      if (wasInvalid) edited(0);
+      return;
+    }
+    if (which === "a" && !found && w.minus) {
+      // Class a emptied while b stays: W[a] − W[b] waits for a new a.
+      markValid(field, control);
+      state.classHints.a = networkText.needA;
+      syncSettings(state, on);
+      return;
+    }
+    markValid(field, control);
+    state.classHints[which] = "";
+    if (which === "a") {
+      if (found) w.classes = [found];
+      else delete w.classes;
+    } else if (found) w.minus = found;
+    else delete w.minus;
+    markValid("weights.minus", $("class-b"));
+    if (w.minus && !w.classes) {
+      markInvalid("weights.minus", $("class-b"), networkText.minusAlone);
+      return;
+    }
+    edited(300);
   }
 
   /** Back to the preset: no weights file, the network's choices forgotten (an input file stays). */
@@ -377,7 +501,13 @@ export function controller(state) {
     setFile,
     setInput,
     setEps,
+    setClass,
     redraw,
+    /** @param {File|null} file a photo for the network's maps (null: the built-in one again) */
+    setPhoto(file) {
+      setPhotoFile(file);
+      edited(0);
+    },
     /**
      * A view setting (not sent): the link follows, and the comparison is drawn again.
      * @param {"scale"|"extra"} key
@@ -403,6 +533,11 @@ export function controller(state) {
     /** @param {string} choice what to do with the batch norm after it */
     setBatchnorm(choice) {
       state.network.batchnorm = choice;
+      edited(0);
+    },
+    /** @param {string} choice what to do with the batch norm after the trained layer */
+    setTrainedBatchnorm(choice) {
+      state.request.weights.batchnorm = choice;
       edited(0);
     },
   };

@@ -5,10 +5,12 @@
 
 import { $, el } from "./dom.js";
 import { fmt } from "./heatmap.js";
-import { gridText, paramLabel, settingsText } from "./story.js";
+import { gridText, networkText, paramLabel, settingsText } from "./story.js";
 
 /** The preset select's value for an explicit matrix (not a preset name). */
 export const MATRIX = "__matrix";
+/** The preset select's value for a trained network's own layer (not a preset name). */
+export const TRAINED = "__trained";
 const COMMON = ["height", "width", "channels", "seed"];
 
 /**
@@ -41,12 +43,25 @@ function slot(path) {
  * @param {{type: string, default: number|null, min: number|null, max: number|null, description: string}} p
  * @param {ParamEdit} onEdit
  * @param {boolean} hint show the description under the control
+ * @param {(name: string, value: string) => [string, boolean, string]} [choice] a choice's text, whether it is
+ *   disabled, and its title (for parameters of type "choice")
  */
-function paramField(path, name, p, onEdit, hint) {
+function paramField(path, name, p, onEdit, hint, choice) {
   const id = `f-${path.replace(/\./g, "-")}`;
-  const box = el("div", { className: "field", dataset: { param: name } });
+  const box = el("div", { className: name === "layer" ? "field wide" : "field", dataset: { param: name } });
   const label = el("label", { for: id, textContent: paramLabel(name) });
-  if (p.type === "ints") {
+  if (p.type === "choice") {
+    const select = el("select", { id, dataset: { path, type: "choice", field: path } });
+    fillSelect(
+      select,
+      (p.choices || []).map((value) => {
+        const [text, disabled, title] = choice ? choice(name, value) : [value, false, ""];
+        return [value, text, disabled, title];
+      }),
+    );
+    select.addEventListener("change", () => onEdit(path, select.value, "choice", { control: select, label: label.textContent, bad: false }));
+    box.append(label, select);
+  } else if (p.type === "ints") {
     // A pixel [y, x]: two integers, empty for the server's default.
     const pair = ["y", "x"].map((axis, i) =>
       el("input", {
@@ -85,7 +100,7 @@ function paramField(path, name, p, onEdit, hint) {
   }
   if (p.description) {
     const d = el("span", { className: hint ? "hint" : "sr-only", id: `${id}-desc`, textContent: p.description });
-    box.querySelector("input").setAttribute("aria-describedby", d.id);
+    box.querySelector("input, select").setAttribute("aria-describedby", d.id);
     box.append(d);
   }
   box.append(slot(path));
@@ -116,6 +131,7 @@ export function buildControls(cat) {
   fillSelect($("preset"), [
     ...Object.entries(cat.weight_presets).map(([k, p]) => [k, k, false, p.description]),
     [MATRIX, settingsText.explicitMatrix, false, settingsText.explicitMatrixHint],
+    [TRAINED, networkText.trainedChoice, false, networkText.trainedChoiceHint],
   ]);
   fillSelect(
     $("device"),
@@ -145,6 +161,15 @@ export function buildControls(cat) {
       el("label", {}, el("input", { type: "radio", name: "net-bn", value: c.id, checked: i === 0 }), ` ${c.label}`),
     ),
   );
+  fillSelect($("trained-bn"), cp.batchnorm.map((c) => [c.id, c.label, false, ""]));
+  $("photo-hint").textContent = networkText.photoHint;
+  // Every class the network's classifier knows, for the class fields to offer as one types.
+  const names = Object.values(cat.networks || {}).flatMap((n) => n.classes);
+  $("class-names").replaceChildren(...names.map((value) => el("option", { value })));
+  $("classes-hint").textContent = networkText.classHint(names.length);
+  $("class-a-label").textContent = networkText.classA;
+  $("class-b-label").textContent = networkText.classB;
+  $("trained-bn-label").textContent = networkText.batchnorm;
   const eps = $("net-eps");
   eps.placeholder = String(cp.eps.default);
   if (cp.eps.max !== null) eps.max = String(cp.eps.max);
@@ -158,7 +183,8 @@ export function buildControls(cat) {
  * @param {string} prefix e.g. "input", "weights", "" for an experiment's top-level fields
  * @param {Record<string, object>} params
  * @param {ParamEdit} onEdit
- * @param {{skip?: string[], hints?: boolean, fixed?: Record<string, number>}} opts
+ * @param {{skip?: string[], hints?: boolean, fixed?: Record<string, number>, choice?: (name: string, value: string) => [string, boolean, string]}} opts
+ *   `choice` gives the text of each choice of a "choice" parameter
  */
 export function showParams(root, prefix, params, onEdit, opts = {}) {
   const key = JSON.stringify([prefix, Object.keys(params), opts.fixed || {}]);
@@ -166,7 +192,7 @@ export function showParams(root, prefix, params, onEdit, opts = {}) {
   root.dataset.key = key;
   const fields = Object.entries(params)
     .filter(([name]) => !(opts.skip || []).includes(name))
-    .map(([name, p]) => paramField(prefix ? `${prefix}.${name}` : name, name, p, onEdit, opts.hints && !COMMON.includes(name)));
+    .map(([name, p]) => paramField(prefix ? `${prefix}.${name}` : name, name, p, onEdit, opts.hints && !COMMON.includes(name), opts.choice));
   root.replaceChildren(...fields);
   for (const [name, value] of Object.entries(opts.fixed || {})) {
     const input = root.querySelector(`[data-param="${name}"] input`);
@@ -187,10 +213,13 @@ function getPath(obj, path) {
  * @param {object} request
  */
 export function showRequest(request) {
-  for (const input of document.querySelectorAll("#controls input[data-path]")) {
+  for (const input of document.querySelectorAll("#controls :is(input, select)[data-path]")) {
     if (input === document.activeElement || input.disabled) continue;
     const value = getPath(request, input.dataset.path);
-    if (input.dataset.part !== undefined) {
+    if (input.tagName === "SELECT") {
+      const def = input.closest(".field") && input.closest(".field").dataset.default;
+      input.value = value === undefined || value === null ? def || "" : String(value);
+    } else if (input.dataset.part !== undefined) {
       input.value = Array.isArray(value) ? String(value[Number(input.dataset.part)]) : "";
     } else if (input.dataset.type === "floats" && Array.isArray(value)) {
       input.value = value.length ? String(value[0]) : "";

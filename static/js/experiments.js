@@ -6,9 +6,9 @@ import { ApiError, events, post } from "./api.js";
 import { el } from "./dom.js";
 import { fromValues, heatmapOf, paintChannel, scaleFor } from "./heatmap.js";
 import { decadeLabel, drawChart, logTicks, niceTicks } from "./plot.js";
-import { bottleneckHeadline, experimentText as T, fitViewHeadline, neighboursHeadline, num, pct } from "./story.js";
+import { bottleneckHeadline, experimentText as T, fitViewHeadline, neighboursHeadline, num, pct, trainedBottleneckHeadline } from "./story.js";
 
-const COLOURS = { conv: "#2a5db0", relu: "#c2410c", floor: "#6b21a8" };
+const COLOURS = { conv: "#2a5db0", relu: "#c2410c", floor: "#6b21a8", generated: "#15803d", trained: "#1c1f24" };
 
 function legend(items) {
   return el(
@@ -178,33 +178,66 @@ function fitShow(root, r, ctx) {
   if (r.conv_loss.length) drawChart(chart, lossSpec(r.conv_loss, r.relu_only_loss, r.xs, steps, r.relu_only_floor ?? null));
 }
 
+/**
+ * The bottleneck curve; for a network's activations, with the curve of generated maps of the
+ * same size beside it (a second request, `ctx.twin`) and the trained layer's own reduction.
+ */
+async function bottleneckRun(root, req, ctx) {
+  const main = post(ctx.endpoint, req, { signal: ctx.signal }).then((r) => r.json());
+  if (!ctx.twin) return main;
+  const twin = post(ctx.endpoint, { body: JSON.stringify(ctx.twin.request), headers: { "Content-Type": "application/json" } }, { signal: ctx.signal }).then((r) => r.json());
+  const [r, generated] = await Promise.all([main, twin]);
+  return { ...r, generated, twin: ctx.twin };
+}
+
 function bottleneck(root, r) {
   const chart = el("canvas", { className: "exp-chart", id: "bottleneck-chart", role: "img", "aria-label": T.bottleneckChart });
   const kept = r.rows.map((row) => row.variance_kept);
   const costs = r.rows.map((row) => Math.min(row.macs / r.direct.macs, 1));
+  const g = r.generated || null;
+  const t = r.trained && r.trained.k < r.channels ? r.trained : null;
   const n = `${r.kernel}×${r.kernel}`;
-  const pick = [1, 4, 8, 16, 32, 64, 96, 128, 192].filter((k) => k <= r.channels);
-  const th = (t) => el("th", { scope: "col", textContent: t });
-  const head = el("tr", {}, ...T.bottleneckHead(n).map(th));
+  const pick = [1, 4, 8, 16, 32, 64, 96, 128, 192, 256, 384, 512, 768, 960, 1024, 1280, ...(t ? [t.k] : [])]
+    .filter((k, i, all) => k <= r.channels && all.indexOf(k) === i)
+    .sort((a, b) => a - b);
+  const th = (text) => el("th", { scope: "col", textContent: text });
+  const heads = T.bottleneckHead(n);
+  if (g) heads.splice(2, 0, T.generatedHead);
+  const head = el("tr", {}, ...heads.map(th));
   const rows = pick.map((k) => {
     const row = r.rows[k - 1];
-    return el("tr", {}, ...[k, pct(row.variance_kept), num(row.parameters), num(row.macs), `${((100 * row.macs) / r.direct.macs).toFixed(0)}%`].map((t) => el("td", { textContent: String(t) })));
+    const cells = [k, pct(row.variance_kept), num(row.parameters), num(row.macs), `${((100 * row.macs) / r.direct.macs).toFixed(0)}%`];
+    if (g) cells.splice(2, 0, k <= g.channels ? pct(g.rows[k - 1].variance_kept) : "—");
+    const tr = el("tr", {}, ...cells.map((text) => el("td", { textContent: String(text) })));
+    if (t && k === t.k) tr.className = "trained";
+    return tr;
   });
-  const direct = el("tr", {}, ...[T.alone(n), "—", num(r.direct.parameters), num(r.direct.macs), "100%"].map((t) => el("td", { textContent: t })));
+  const direct = el("tr", {}, ...[T.alone(n), "—", ...(g ? ["—"] : []), num(r.direct.parameters), num(r.direct.macs), "100%"].map((text) => el("td", { textContent: text })));
+  const items = [
+    [COLOURS.conv, g ? T.trainedLegend.real : T.bottleneckLegend(n).kept],
+    ...(g ? [[COLOURS.generated, T.trainedLegend.generated(g.channels)]] : []),
+    [COLOURS.relu, T.bottleneckLegend(n).cost],
+    ...(t ? [[COLOURS.trained, T.trainedLegend.trained(t.k), true]] : []),
+  ];
+  const notes = [];
+  if (r.twin) {
+    notes.push(el("p", { className: "note", id: "bottleneck-twin" }, T.generatedRequest(""), el("code", { textContent: JSON.stringify(r.twin.request) })));
+    if (r.twin.capped) notes.push(el("p", { className: "note", textContent: T.generatedCapped(r.channels, r.twin.channels) }));
+  }
   root.replaceChildren(
-    el("figure", { className: "exp-figure" }, chart, el("figcaption", {}, T.bottleneckCaption(r, n), legend([
-      [COLOURS.conv, T.bottleneckLegend(n).kept],
-      [COLOURS.relu, T.bottleneckLegend(n).cost],
-    ]))),
-    el("div", { className: "table-wrap" }, el("table", { className: "exp-table", id: "bottleneck-table" }, el("caption", { textContent: T.bottleneckTable(n, r.out_channels) }), el("thead", {}, head), el("tbody", {}, ...rows, direct))),
+    el("figure", { className: "exp-figure" }, chart, el("figcaption", {}, g || t ? T.trainedCaption(r, g, n) : T.bottleneckCaption(r, n), legend(items))),
+    el("div", { className: "table-wrap" }, el("table", { className: g ? "exp-table with-generated" : "exp-table", id: "bottleneck-table" }, el("caption", { textContent: T.bottleneckTable(n, r.out_channels) + (t ? T.trainedRow(t.k, t.variance_kept) : "") }), el("thead", {}, head), el("tbody", {}, ...rows, direct))),
+    ...notes,
   );
   // Drawn once the canvas is in the page and has its width.
   drawChart(chart, {
     series: [
       { values: kept, colour: COLOURS.conv },
+      ...(g ? [{ values: g.rows.map((row) => row.variance_kept), colour: COLOURS.generated }] : []),
       { values: costs, colour: COLOURS.relu },
     ],
-    x: { n: r.channels, ticks: niceTicks(1, r.channels, 5).filter((t) => t >= 1), first: 1 },
+    points: t ? [{ x: t.k, value: t.variance_kept, colour: COLOURS.trained }] : [],
+    x: { n: r.channels, ticks: niceTicks(1, r.channels, 5).filter((k) => k >= 1), first: 1 },
     y: { min: 0, max: 1, ticks: [0, 0.25, 0.5, 0.75, 1], label: (v) => `${Math.round(100 * v)}%` },
     xlabel: T.bottleneckAxis,
   });
@@ -214,5 +247,9 @@ function bottleneck(root, r) {
 export const VIEWS = {
   "/api/v1/experiments/receptive-field": { show: neighbours, headline: (r) => neighboursHeadline(r) },
   "/api/v1/experiments/fit": { run: fitRun, show: fitShow, headline: fitViewHeadline },
-  "/api/v1/experiments/bottleneck": { show: bottleneck, headline: (r) => bottleneckHeadline(r) },
+  "/api/v1/experiments/bottleneck": {
+    run: bottleneckRun,
+    show: bottleneck,
+    headline: (r) => (r.network ? trainedBottleneckHeadline(r, r.generated || null) : bottleneckHeadline(r)),
+  },
 };

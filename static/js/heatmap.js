@@ -290,3 +290,72 @@ export function panelMaps(heatmaps) {
   if (m.relu_only.channels === m.conv_relu.channels) m.difference = difference(m.conv_relu, m.relu_only);
   return m;
 }
+
+/**
+ * How many values of a heatmap are above a threshold, of how many, and the largest value.
+ * @param {Heatmap} hm
+ * @param {number} t
+ * @returns {{above: number, total: number, max: number}}
+ */
+export function countAbove(hm, t) {
+  let above = 0;
+  let max = -Infinity;
+  for (const v of hm.values) {
+    if (v > t) above++;
+    if (v > max) max = v;
+  }
+  return { above, total: hm.values.length, max };
+}
+
+/**
+ * Each channel's mean over its pixels, in float64.
+ * @param {Heatmap} hm
+ * @returns {number[]}
+ */
+export function channelMeans(hm) {
+  const n = hm.height * hm.width;
+  const out = [];
+  for (let c = 0; c < hm.channels; c++) {
+    let sum = 0;
+    for (let i = c * n; i < (c + 1) * n; i++) sum += hm.values[i];
+    out.push(sum / n);
+  }
+  return out;
+}
+
+/**
+ * What one output of a 1×1 layer mixes: its `n` largest weights by magnitude, the share of the
+ * row's total |w| they carry, and how many of its weights are not zero.
+ * @param {Float32Array|number[]} row one row of W, (C,)
+ * @param {number} n
+ * @returns {{top: {c: number, w: number}[], share: number, nonzero: number}}
+ */
+export function largestWeights(row, n) {
+  const all = Array.from(row, (w, c) => ({ c, w }));
+  const total = all.reduce((s, t) => s + Math.abs(t.w), 0);
+  const top = all
+    .filter((t) => t.w !== 0)
+    .sort((a, b) => Math.abs(b.w) - Math.abs(a.w) || a.c - b.c)
+    .slice(0, n);
+  const kept = top.reduce((s, t) => s + Math.abs(t.w), 0);
+  return { top, share: total > 0 ? kept / total : 0, nonzero: all.filter((t) => t.w !== 0).length };
+}
+
+/**
+ * What a trained network's layer did, counted from the maps the report sends: values of
+ * W·x + b over 6 (where ReLU6 differs from ReLU), each output's mean over the pixels (the
+ * classifier's logits), the pixels where output 0 is above 0, and what each output mixes
+ * (its 3 largest input weights).
+ * @param {{pre_activation: Heatmap}} maps the panel maps (panelMaps)
+ * @param {Heatmap} weight W as one (K, C) channel
+ * @param {number} stride the report's display stride (1: every value)
+ * @returns {{over6: {above: number, total: number, max: number}, positive0: number, means: number[], mixes: {top: {c: number, w: number}[], share: number, nonzero: number}[], stride: number}}
+ */
+export function layerCounts(maps, weight, stride) {
+  const [k, c] = [weight.height, weight.width]; // W as one (K, C) channel
+  const mixes = [];
+  for (let i = 0; i < k; i++) mixes.push(largestWeights(weight.values.subarray(i * c, (i + 1) * c), 3));
+  const pre = maps.pre_activation;
+  const first = heatmapOf(pre.values.subarray(0, pre.height * pre.width), 1, pre.height, pre.width);
+  return { over6: countAbove(pre, 6), positive0: countAbove(first, 0).above, means: channelMeans(pre), mixes, stride };
+}

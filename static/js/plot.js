@@ -68,7 +68,8 @@ export function decadeLabel(v) {
  * @param {HTMLCanvasElement} canvas
  * @param {{series: {values: number[], xs?: number[], colour: string}[], lines?: {value: number, colour: string}[],
  *   x: {n: number, ticks: number[], first?: number}, y: {min: number, max: number, ticks: number[], log?: boolean, label: (v: number) => string},
- *   xlabel: string}} spec x ticks are 1-based indices into the series (steps or K)
+ *   points?: {x: number, value: number, colour: string}[], xlabel: string}} spec x ticks are 1-based indices into the series
+ *   (steps or K); each point is a dot with a dashed line down to the axis
  */
 export function drawChart(canvas, spec) {
   const ratio = window.devicePixelRatio || 1;
@@ -119,6 +120,21 @@ export function drawChart(canvas, spec) {
     g.beginPath();
     pts.forEach(([x, y], i) => (i ? g.lineTo(x, y) : g.moveTo(x, y)));
     g.stroke();
+  }
+  for (const p of spec.points || []) {
+    const [x, y] = [xOf(p.x), yOf(p.value)];
+    g.setLineDash([4, 3]);
+    g.strokeStyle = p.colour;
+    g.lineWidth = 1.5;
+    g.beginPath();
+    g.moveTo(x, box.y0 + box.h);
+    g.lineTo(x, y);
+    g.stroke();
+    g.setLineDash([]);
+    g.fillStyle = p.colour;
+    g.beginPath();
+    g.arc(x, y, 5, 0, 2 * Math.PI);
+    g.fill();
   }
   for (const line of spec.lines || []) {
     const y = yOf(line.value);

@@ -2,11 +2,23 @@
 // "Your own network" section and the scenario buttons. Reads the state, never changes it;
 // edits reach the controller through the handlers passed in (`on`).
 
-import { MATRIX, hideGrid, rememberDefaults, showGrid, showParams, showRequest } from "./controls.js";
+import { MATRIX, TRAINED, hideGrid, rememberDefaults, showGrid, showParams, showRequest } from "./controls.js";
 import { $, el } from "./dom.js";
 import { weightsOf } from "./heatmap.js";
-import { COMPARE, GRID_MAX, endpointOf, premiseHolds, scenarioOf, shownReport } from "./state.js";
-import { fileText, layerNote, layerOption, listingText, matrixText, networkResult, readingLayers, settingsText } from "./story.js";
+import { COMPARE, GRID_MAX, endpointOf, networkInput, networkMissing, networkWeightsLayer, premiseHolds, scenarioOf, shownReport } from "./state.js";
+import {
+  fileText,
+  layerChoice,
+  layerNote,
+  layerOption,
+  listingText,
+  matrixText,
+  networkName,
+  networkResult,
+  networkText,
+  readingLayers,
+  settingsText,
+} from "./story.js";
 
 /**
  * @typedef {{param: (path: string, text: string, type: string) => void, cell: (k: number, c: number|"bias", text: string) => void}} Handlers
@@ -22,8 +34,25 @@ export function showInputParams(state, on) {
   const g = state.catalogue.generators[input.generator];
   if (!g) return;
   const fixed = g.fixed_channels ? { channels: g.fixed_channels } : {};
-  showParams($("input-params"), "input", g.params, on.param, { hints: true, fixed });
+  showParams($("input-params"), "input", g.params, on.param, { hints: true, fixed, choice: (_, value) => choiceText(state.catalogue, value) });
   rememberDefaults($("input-params"), g.params);
+}
+
+/**
+ * The text of a choice of the network generator: a network's title, a photo and what it
+ * shows, a layer and what it is; a photo or network this server lacks is disabled, saying why.
+ * @returns {[string, boolean, string]} text, disabled, title
+ */
+function choiceText(catalogue, value) {
+  const nets = catalogue.networks || {};
+  const photo = (catalogue.photos || {})[value];
+  const layer = Object.values(nets)
+    .flatMap((n) => n.layers)
+    .find((x) => x.name === value);
+  if (nets[value]) return [nets[value].title, !nets[value].available, nets[value].detail || ""];
+  if (photo) return [`${value} · ${photo.shows}`, !photo.available, photo.detail || ""];
+  if (layer) return [layerChoice(layer), false, ""];
+  return [value, false, ""];
 }
 
 /**
@@ -62,6 +91,7 @@ export function syncSettings(state, on, all = false) {
   $("file-options").hidden = !hasInput;
   $("clear-input").hidden = !hasInput;
   $("drop-label").textContent = fileText.input(state.files.input, state.inputFrom === "net");
+  showPhoto(state);
   if (req.input) {
     $("layout").value = req.input.layout || state.catalogue.layouts.values[0].id;
     $("filterbank").checked = req.input.features === "filterbank";
@@ -74,12 +104,13 @@ export function syncSettings(state, on, all = false) {
     if (document.activeElement !== $("preset")) {
       const fromServer = state.shown && state.shown.response.weights_source;
       const served = fromServer && fromServer.startsWith("preset:") ? fromServer.slice(7) : "";
-      $("preset").value = w.matrix ? MATRIX : w.preset || served;
+      $("preset").value = w.matrix ? MATRIX : w.network ? TRAINED : w.preset || served;
     }
     if (all || !$("preset-params").dataset.key || (w.matrix && $("preset-params").childElementCount)) showWeightParams(state, on);
     $("preset").disabled = state.network.on;
     $("preset-field").hidden = state.network.on;
     $("preset-params").hidden = state.network.on;
+    showTrained(state);
     $("clear-weights").hidden = !hasWeights;
     $("weights-hint").hidden = state.network.on; // the network section says what the file may be
     $("weights-label").textContent = fileText.weights(state.files.weights);
@@ -98,6 +129,48 @@ export function syncSettings(state, on, all = false) {
   $("download-npz").hidden = !compare;
   $("download-json").hidden = compare;
   showRequest(req);
+}
+
+/** The photo drop zone and the catalogue's word on a missing network follow the request. */
+function showPhoto(state) {
+  const input = networkInput(state.request, state.catalogue);
+  const photo = state.files.photo;
+  $("photo-box").hidden = !input || Boolean(state.files.input);
+  $("photo-label").textContent = networkText.photoDrop(photo);
+  $("clear-photo").hidden = !photo;
+  const missing = networkMissing(state.request, state.files, state.catalogue);
+  $("net-missing").hidden = !missing;
+  $("net-missing").textContent = missing ? networkText.missing(missing) : "";
+}
+
+/** The trained layer's own settings: its batch norm, and for the classifier the classes. */
+function showTrained(state) {
+  const w = state.request.weights || {};
+  const input = networkInput(state.request, state.catalogue);
+  const trained = Boolean(w.network) && !state.network.on;
+  $("preset").querySelector(`option[value="${TRAINED}"]`).disabled = !input && !w.network;
+  $("trained-box").hidden = !trained;
+  if (!trained) return;
+  const l = networkWeightsLayer(state.request, state.catalogue);
+  const net = state.catalogue.networks[w.network];
+  $("trained-layer").textContent = l && net ? networkText.layer(l, networkName(net)) : "";
+  $("trained-bn-field").hidden = !(l && l.batchnorm);
+  if (document.activeElement !== $("trained-bn")) $("trained-bn").value = w.batchnorm || state.catalogue.checkpoint.batchnorm[0].id;
+  const classes = Boolean(l && l.role === "classifier");
+  $("classes-box").hidden = !classes;
+  if (!classes) return;
+  for (const [which, value] of [
+    ["a", w.classes ? w.classes[0] : ""],
+    ["b", w.minus || ""],
+  ]) {
+    const field = $(`class-${which}`);
+    if (document.activeElement !== field) field.value = value;
+    // The hint is about text that is still in the field; once the field shows what is sent, it goes.
+    const hint = field.value !== value ? state.classHints[which] : "";
+    const note = $(`class-${which}-note`);
+    note.textContent = hint;
+    note.hidden = !hint;
+  }
 }
 
 /** The network section follows its state: files, the listing, the layer, batch norm and ε. */

@@ -4,7 +4,7 @@
 import { ApiError, post, requestBody } from "./api.js";
 import { $, el } from "./dom.js";
 import { showError } from "./errors.js";
-import { COMPARE, curlCommand, endpointOf, fileNames, ownWeights, requestToSend, toQuery } from "./state.js";
+import { COMPARE, curlCommand, endpointOf, fileNames, networkInput, ownWeights, requestToSend, sentFiles, toQuery } from "./state.js";
 import { copyText, linkNote } from "./story.js";
 
 /**
@@ -16,7 +16,8 @@ export function updateShare(state) {
   const names = fileNames(state.files);
   const spec = requestToSend(state.request, state.files, ownWeights(state));
   $("curl").textContent = curlCommand(location.origin, endpointOf(state), spec, names, $("curl-format").value || "json");
-  $("link-note").textContent = linkNote(names);
+  const input = networkInput(state.request, state.catalogue);
+  $("link-note").textContent = linkNote(names, input ? input.photo : "");
 }
 
 /**
@@ -54,7 +55,7 @@ export async function download(state, format, picture) {
   }
   const query = path === COMPARE ? `?${params}` : "";
   try {
-    const r = await post(path + query, requestBody(requestToSend(state.request, state.files, ownWeights(state)), state.files));
+    const r = await post(path + query, requestBody(requestToSend(state.request, state.files, ownWeights(state)), sentFiles(state.files)));
     const url = URL.createObjectURL(await r.blob());
     const name = picture ? `onebyone-${picture.panel}-${picture.channel}.png` : `onebyone.${format}`;
     const a = el("a", { href: url, download: path === COMPARE ? name : `onebyone-${path.split("/").pop()}.json` });

@@ -34,7 +34,8 @@ export function createState(server, search) {
   return {
     ...server,
     ...fromQuery(search, server.catalogue), // scenario, request, view
-    files: { input: null, weights: null },
+    /** input: your activations; weights: your 1×1 layer or checkpoint; photo: a photo for the network's maps */
+    files: { input: null, weights: null, photo: null },
     /** "loading" (before the first answer), "pending", "waiting", "ready" or "error" */
     status: "loading",
     /** @type {null|{status: number, detail: string, field: string|null, code: string|null}} */
@@ -51,6 +52,8 @@ export function createState(server, search) {
     inputFrom: "drop",
     /** Values typed that cannot be sent ("abc", 3.5 for an integer): field → {control, detail}. */
     invalid: new Map(),
+    /** What the class fields say while the text in them is part of a class name, not one. */
+    classHints: { a: "", b: "" },
   };
 }
 
@@ -69,11 +72,98 @@ export function ownWeights(state) {
 }
 
 /**
- * @param {{input?: File|null, weights?: File|null}} files
- * @returns {{input?: string, weights?: string}} their names
+ * The files a request sends: a photo only in place of a built-in one, so never beside
+ * activations of your own (those are the input then).
+ * @param {{input?: File|null, weights?: File|null, photo?: File|null}} files
+ * @returns {{input: File|null, weights: File|null, photo: File|null}}
+ */
+export function sentFiles(files) {
+  const input = (files && files.input) || null;
+  return { input, weights: (files && files.weights) || null, photo: (!input && files && files.photo) || null };
+}
+
+/**
+ * @param {{input?: File|null, weights?: File|null, photo?: File|null}} files
+ * @returns {{input?: string, weights?: string, photo?: string}} the names of those sent
  */
 export function fileNames(files) {
-  return { input: files.input ? files.input.name : undefined, weights: files.weights ? files.weights.name : undefined };
+  const sent = sentFiles(files);
+  const name = (f) => (f ? f.name : undefined);
+  return { input: name(sent.input), weights: name(sent.weights), photo: name(sent.photo) };
+}
+
+/**
+ * Whether a generator is a trained network's (its parameters name the network and a layer).
+ * @param {Catalogue} catalogue
+ * @param {string|undefined} name
+ * @returns {boolean}
+ */
+export function isNetworkGenerator(catalogue, name) {
+  const g = name ? catalogue.generators[name] : null;
+  return Boolean(g && g.params.network && g.params.layer);
+}
+
+/**
+ * What the request's input says about a trained network: the network's catalogue entry, the
+ * layer whose input the maps are (its row of the layer table), and the built-in photo's entry;
+ * null when the maps are not a network's.
+ * @param {object} request
+ * @param {Catalogue} catalogue
+ * @returns {null|{name: string, net: object|null, layer: object|null, layerName: string, photo: string, photoEntry: object|null}}
+ */
+export function networkInput(request, catalogue) {
+  const input = (request && request.input) || {};
+  if (!isNetworkGenerator(catalogue, input.generator)) return null;
+  const params = catalogue.generators[input.generator].params;
+  const name = input.network ?? params.network.default;
+  const net = (catalogue.networks || {})[name] || null;
+  const layerName = input.layer ?? params.layer.default;
+  const photo = input.photo ?? params.photo.default;
+  return {
+    name,
+    net,
+    layer: net ? net.layers.find((l) => l.name === layerName) || null : null,
+    layerName,
+    photo,
+    photoEntry: (catalogue.photos || {})[photo] || null,
+  };
+}
+
+/**
+ * The layer table's row of the network layer the weights name (their own `layer`, else the
+ * input's), or null when the weights are not a network's.
+ * @param {object} request
+ * @param {Catalogue} catalogue
+ * @returns {object|null}
+ */
+export function networkWeightsLayer(request, catalogue) {
+  const w = request.weights;
+  if (!w || !w.network) return null;
+  const net = (catalogue.networks || {})[w.network];
+  const input = networkInput(request, catalogue);
+  const name = w.layer ?? (input ? input.layerName : null);
+  return net && name ? net.layers.find((l) => l.name === name) || null : null;
+}
+
+/**
+ * Why a request that needs the trained network cannot be sent on this server: the catalogue's
+ * detail (how to install it) when the network, or the built-in photo asked for, is missing.
+ * @param {object} request
+ * @param {{photo?: File|null, input?: File|null}} files
+ * @param {Catalogue} catalogue
+ * @returns {string} "" when nothing is missing
+ */
+export function networkMissing(request, files, catalogue) {
+  const input = networkInput(request, catalogue);
+  const w = request.weights;
+  const name = input && !(files && files.input) ? input.name : w && w.network ? w.network : null;
+  if (!name) return "";
+  const net = (catalogue.networks || {})[name];
+  if (!net || !net.available) return (net && net.detail) || "";
+  if (input && !(files && (files.input || files.photo)) && input.photoEntry && !input.photoEntry.available) {
+    return input.photoEntry.detail || "";
+  }
+  return "";
 }
 
 /**
@@ -101,12 +191,14 @@ export function snapshot(state) {
 }
 
 /**
- * Why the current settings cannot be sent yet: a checkpoint being read ("pending"), or no
- * activations for its layer ("waiting"); "" when they can.
+ * Why the current settings cannot be sent yet: a checkpoint being read ("pending"), no
+ * activations for its layer ("waiting"), or a trained network this server lacks
+ * ("unavailable"); "" when they can.
  * @param {ReturnType<typeof createState>} state
- * @returns {""|"pending"|"waiting"}
+ * @returns {""|"pending"|"waiting"|"unavailable"}
  */
 export function holding(state) {
+  if (networkMissing(state.request, state.files, state.catalogue)) return "unavailable";
   const net = state.network;
   if (!net.on || endpointOf(state) !== COMPARE) return "";
   if (net.reading) return "pending";
@@ -205,7 +297,11 @@ export function canonical(request, endpoint, catalogue) {
     delete r.input.layout;
     delete r.input.features;
   }
-  if (r.weights && !r.weights.matrix) {
+  if (r.weights && r.weights.network) {
+    // A network's layer: the input's layer and its batch norm folded unless named.
+    const input = networkInput(r, catalogue);
+    r.weights = { layer: input ? input.layerName : undefined, batchnorm: catalogue.checkpoint.batchnorm[0].id, ...r.weights };
+  } else if (r.weights && !r.weights.matrix) {
     const p = catalogue.weight_presets[r.weights.preset];
     r.weights = withDefaults(r.weights, p ? p.params : {});
   }
@@ -226,7 +322,7 @@ export function canonical(request, endpoint, catalogue) {
  * @returns {boolean}
  */
 export function premiseHolds(scenario, request, files, catalogue) {
-  if (files && (files.input || files.weights)) return false;
+  if (files && (files.input || files.weights || files.photo)) return false;
   return (
     canonical(request, scenario.endpoint, catalogue) ===
     canonical(scenario.request, scenario.endpoint, catalogue)
@@ -284,6 +380,8 @@ export function fromQuery(search, catalogue) {
  */
 export function requestToSend(request, files, own = null) {
   const r = structuredClone(request);
+  // A photo sent stands in for the built-in one, which the API then refuses to be named too.
+  if (sentFiles(files).photo && r.input) delete r.input.photo;
   if (r.input && !(files && files.input)) {
     delete r.input.layout;
     delete r.input.features;
@@ -345,7 +443,7 @@ export function shellQuote(s) {
  * @param {string} origin e.g. "http://127.0.0.1:8000"
  * @param {string} endpoint e.g. "/api/v1/compare"
  * @param {object} request the request as sent (requestToSend)
- * @param {{input?: string, weights?: string}} files names of uploaded files, if any
+ * @param {{input?: string, weights?: string, photo?: string}} files names of uploaded files, if any
  * @param {string} format json, png or npz (compare only)
  * @returns {string}
  */
@@ -355,14 +453,69 @@ export function curlCommand(origin, endpoint, request, files, format = "json") {
   const url = shellQuote(`${origin}${endpoint}${query}`);
   const name = compare ? `onebyone.${format}` : `onebyone-${endpoint.split("/").pop()}.json`;
   const out = ` -o ${name}`;
-  if (files && (files.input || files.weights)) {
+  if (files && (files.input || files.weights || files.photo)) {
     const parts = [];
     if (files.input) parts.push(`-F ${shellQuote(`input=@${files.input}`)}`);
     if (files.weights) parts.push(`-F ${shellQuote(`weights=@${files.weights}`)}`);
+    if (files.photo) parts.push(`-F ${shellQuote(`photo=@${files.photo}`)}`);
     // --form-string: curl would read ";type=" or ";headers=@FILE" inside a -F value (a layer
     // name from someone's checkpoint can hold them); files stay -F, to be read.
     parts.push(`--form-string ${shellQuote(`spec=${JSON.stringify(request)}`)}`);
     return `curl -sS -X POST ${url} ${parts.join(" ")}${out}`;
   }
   return `curl -sS -X POST ${url} -H 'Content-Type: application/json' -d ${shellQuote(JSON.stringify(request))}${out}`;
+}
+
+/** A class name as looked up: case folded, `_` as a space, spaces collapsed (as the API does). */
+const normalName = (s) => s.replace(/_/g, " ").toLowerCase().split(/\s+/).filter(Boolean).join(" ");
+
+/**
+ * The class a typed name picks: "" for nothing typed, the class's shown name for a name typed
+ * in full (any case), null for anything else (part of a name, or no name at all).
+ * @param {string[]} names the network's class names
+ * @param {string} text as typed
+ * @returns {string|null}
+ */
+export function findClass(names, text) {
+  const key = normalName(text);
+  if (!key) return "";
+  return names.find((n) => normalName(n) === key) ?? null;
+}
+
+/**
+ * The class names that contain what was typed (any case), in the classifier's order.
+ * @param {string[]} names
+ * @param {string} text
+ * @returns {string[]}
+ */
+export function classMatches(names, text) {
+  const key = normalName(text);
+  return key ? names.filter((n) => normalName(n).includes(key)) : [];
+}
+
+/**
+ * The generated twin of a request for the bottleneck curve of a network's activations: the
+ * generated scenario of the same endpoint, at the layer's C (at most the generators' limit)
+ * and map size, so the two curves can be compared. Null when the maps are not a network's.
+ * @param {object} request
+ * @param {string} endpoint
+ * @param {Catalogue} catalogue
+ * @returns {null|{request: object, channels: number, capped: boolean}}
+ */
+export function generatedTwin(request, endpoint, catalogue) {
+  const input = networkInput(request, catalogue);
+  if (!input || !input.layer) return null;
+  const base = catalogue.scenarios.find(
+    (s) => s.endpoint === endpoint && s.request.input && !isNetworkGenerator(catalogue, s.request.input.generator),
+  );
+  if (!base) return null;
+  const max = catalogue.limits.max_channels;
+  const channels = Math.min(input.layer.in_channels, max);
+  const [height, width] = input.layer.size;
+  const twin = { ...structuredClone(base.request), input: { ...base.request.input, channels, height, width } };
+  for (const key of Object.keys((catalogue.experiments || {})[endpoint] || {})) {
+    if (request[key] !== undefined) twin[key] = request[key];
+  }
+  if (request.device) twin.device = request.device;
+  return { request: twin, channels, capped: input.layer.in_channels > max };
 }

@@ -89,9 +89,10 @@ function agreementVerdict(conv, relu, zero) {
  * The facts a compare response supports, each one sentence, keyed by the names scenarios use
  * in their `headline` list. Only facts the response has numbers for are present.
  * @param {object} r the CompareReport
+ * @param {object|null} [counts] what the page counted in its maps (heatmap.js layerCounts), for a network's layer
  * @returns {Record<string, string>}
  */
-export function facts(r) {
+export function facts(r, counts = null) {
   const out = {};
   const s = r.summary;
   const [c, h, w] = r.shapes.input;
@@ -120,10 +121,17 @@ export function facts(r) {
     out.shape = `${plural(k, "filter turns", "filters turn")} ${c} channels into ${k}: ${dims(r.shapes.conv_relu)} against ReLU-only's ${dims(r.shapes.relu_only)}.`;
   }
   const v = r.layer.variance_kept;
-  if (v !== null && v !== undefined) {
+  const bestV = r.layer.best_variance_kept;
+  if (v !== null && v !== undefined && r.layer.network && !r.layer.classes && bestV !== null && bestV !== undefined) {
+    out.variance =
+      `The trained layer's ${plural(k, "output keeps", "outputs keep")} ${pct(v)} of its input's variance (the share a best linear read-out of them recovers); ` +
+      `the best any ${num(k)} filters can keep on the same activations (PCA) is ${pct(bestV)}. It was trained for the network's task, not to keep variance.`;
+  } else if (v !== null && v !== undefined && !r.layer.classes) {
+    // (A few classes' filters are no reduction of the input: their variance says nothing.)
     const best = r.layer.component_variance ? `, the most any ${k} filters can keep on these maps` : "";
     out.variance = `The ${plural(k, "output keeps", "outputs keep")} ${pct(v)} of the input's variance (the share a best linear read-out of them recovers)${best}.`;
   }
+  if (r.layer.network) Object.assign(out, networkFacts(r, counts));
   const c1 = r.cost.conv1x1;
   const c3 = r.cost.conv3x3;
   out.cost = `The 1×1 layer (${c} → ${k} channels on ${h}×${w}) costs ${num(c1.parameters)} parameters and ${num(c1.macs)} multiply-adds; a 3×3 layer with the same channels ${num(c3.parameters)} and ${num(c3.macs)}.`;
@@ -131,18 +139,96 @@ export function facts(r) {
 }
 
 const GENERIC = ["truth", "shape", "variance", "changed"];
+// A trained network's layer: what matters most for the kind of layer it is comes first.
+const NETWORK_GENERIC = ["classes", "variance", "linear", "changed", "mixes", "relu6"];
+
+/**
+ * The facts of a trained network's layer, counted from the report and its maps.
+ * @param {object} r the CompareReport (its layer is a network's)
+ * @param {object|null} counts heatmap.js layerCounts of its maps
+ * @returns {Record<string, string>}
+ */
+function networkFacts(r, counts) {
+  const out = {};
+  const l = r.layer;
+  const s = r.summary;
+  const [c, h, w] = r.shapes.input;
+  const k = r.shapes.weight[0];
+  if (!counts) return out;
+  const drawn = counts.stride > 1 ? ` of those drawn (one pixel in ${counts.stride * counts.stride})` : "";
+  if (l.activation === "relu6") {
+    const o = counts.over6;
+    out.relu6 =
+      o.above === 0
+        ? `The network applies ReLU6, min(max(W·x + b, 0), 6), where this page applies ReLU: here no value of W·x + b${drawn} is over 6 (the largest is ${fmt(o.max)}), so the two agree on all ${num(o.total)}.`
+        : `The network applies ReLU6, min(max(W·x + b, 0), 6), where this page applies ReLU: ${num(o.above)} of the ${num(o.total)} values of W·x + b${drawn} (${pct(o.above / o.total)}) are over 6, up to ${fmt(o.max)}; there ReLU keeps them and ReLU6 gives 6. Everywhere else the two agree.`;
+  }
+  if (l.activation === "none" && !l.classes && k < 1000) {
+    out.linear =
+      `MobileNetV2 puts no activation after this layer (a linear bottleneck), so the ReLU on the right is this page's, not the network's: ` +
+      `it would zero ${num(s.conv_relu_changed)} of the ${num(s.conv_relu_values)} outputs (${pct(s.conv_relu_changed / s.conv_relu_values)}), every negative one, which the next block reads.`;
+  }
+  const mixes = counts.mixes;
+  if (!l.classes && mixes.length) {
+    const share = mixes.reduce((a, m) => a + m.share, 0) / mixes.length;
+    const nz = mixes.map((m) => m.nonzero);
+    const lo = Math.min(...nz);
+    const hi = Math.max(...nz);
+    const all = lo === c ? `all ${num(c)}` : lo === hi ? `${num(lo)} of the ${num(c)}` : `${num(lo)} to ${num(hi)} of the ${num(c)}`;
+    out.mixes =
+      `${k === 1 ? "Its output mixes" : `Each of the ${num(k)} outputs mixes`} ${all} input channels; on average its 3 largest weights carry ${pct(share)} of its total |w| ` +
+      `(output 0: ${mixText(mixes[0])}). “What each output mixes” lists them all.`;
+  }
+  if (l.checkpoint_layer && r.network && l.activation === "none" && (l.classes || k === 1000)) {
+    const n = h * w;
+    const mean = counts.means[0];
+    if (l.classes && l.classes.length === 1) {
+      const a = l.classes[0];
+      const pos = counts.positive0;
+      if (l.minus) {
+        const where = pos === n ? `at all ${num(n)} pixels` : pos === 0 ? `at none of the ${num(n)} pixels` : `at ${num(pos)} of the ${num(n)} pixels`;
+        out.classes =
+          `W[${a}] − W[${l.minus}] · x + b is positive ${where} of the ${h}×${w} map: there the network sees more ${a} than ${l.minus}. ` +
+          `Its mean over the pixels, ${fmt(mean)}, is the logit of ${a} minus that of ${l.minus}.`;
+      } else {
+        out.classes = `W[${a}] · x + b is the score of ${a} at each of the ${num(n)} pixels of the ${h}×${w} map; its mean over them, ${fmt(mean)}, is the network's logit for ${a}.`;
+      }
+    } else if (l.classes) {
+      out.classes = `${num(l.classes.length)} classes' filters${l.minus ? `, each minus W[${l.minus}],` : ""} at every pixel of the ${h}×${w} map; each one's mean over the pixels is ${l.minus ? "a difference of logits" : "that class's logit"}.`;
+    } else {
+      const top = r.network.top5[0];
+      out.classes = `The classifier's ${num(k)} filters at every pixel of the ${h}×${w} map: each one's mean over the pixels is that class's logit, so the highest mean is ${top.name}'s (${pct(top.probability)} after softmax).`;
+    }
+  }
+  return out;
+}
+
+/**
+ * One output's largest weights as a sum over input channels, e.g. "0.83·c5 − 0.61·c12 + 0.44·c30 + …".
+ * @param {{top: {c: number, w: number}[], nonzero: number}} m heatmap.js largestWeights
+ * @returns {string}
+ */
+export function mixText(m) {
+  const parts = m.top.map((t, i) => {
+    const mag = `${fmt(Math.abs(t.w), 3)}·c${t.c}`;
+    return i === 0 ? `${t.w < 0 ? "−" : ""}${mag}` : `${t.w < 0 ? "−" : "+"} ${mag}`;
+  });
+  if (m.nonzero > m.top.length) parts.push("+ …");
+  return parts.join(" ") || "0";
+}
 
 /**
  * The headline for what is on screen: the scenario's facts while its premise holds, else the
- * facts that fit any settings.
+ * facts that fit any settings (a trained network's layer has its own).
  * @param {string[]} lead the scenario's headline list
  * @param {boolean} holds whether the request is still the scenario's
  * @param {object} r the CompareReport shown
+ * @param {object|null} [counts] heatmap.js layerCounts of its maps, for a network's layer
  * @returns {string}
  */
-export function headline(lead, holds, r) {
-  const f = facts(r);
-  const order = holds && lead.length ? lead : GENERIC;
+export function headline(lead, holds, r, counts = null) {
+  const f = facts(r, counts);
+  const order = holds && lead.length ? lead : r.layer.network ? NETWORK_GENERIC : GENERIC;
   return order
     .map((name) => f[name])
     .filter(Boolean)
@@ -159,14 +245,21 @@ const COMMON = ["height", "width", "channels", "seed"];
  * @param {string} endpoint where it was sent
  * @param {object|null} r the response (compare report, or an experiment's result)
  * @param {object} catalogue
- * @param {{input?: string, weights?: string}} files names of uploaded files
+ * @param {{input?: string, weights?: string, photo?: string}} files names of uploaded files
  * @returns {string}
  */
 export function describe(request, endpoint, r, catalogue, files) {
   const parts = [];
   const input = request.input || {};
+  const net = input.generator ? (catalogue.networks || {})[input.network ?? (catalogue.generators[input.generator]?.params.network || {}).default] : null;
   if (files.input) {
     parts.push(`Input: your file ${files.input}${r && r.shapes ? `, ${dims(r.shapes.input)} (C×H×W)` : ""}.`);
+  } else if (net && catalogue.generators[input.generator].params.layer) {
+    const params = catalogue.generators[input.generator].params;
+    const name = input.layer ?? params.layer.default;
+    const l = net.layers.find((x) => x.name === name);
+    const size = r && r.shapes ? `${dims(r.shapes.input)} maps (C×H×W): ` : "";
+    parts.push(`Input: ${size}a trained network's activations, what ${networkName(net)} feeds ${l ? layerRef(l) : `‘${name}’`} when it sees ${photoRef(input.photo ?? params.photo.default, files.photo)}.`);
   } else if (input.generator) {
     const g = catalogue.generators[input.generator];
     const own = g
@@ -183,8 +276,11 @@ export function describe(request, endpoint, r, catalogue, files) {
     );
   }
   const wts = request.weights;
-  const yours = r && r.layer ? ownLayer(r, files) : "";
-  if (yours) {
+  const yours = r && r.layer && !(wts && wts.network) ? ownLayer(r, files) : "";
+  if (wts && wts.network) {
+    const entry = (catalogue.networks || {})[wts.network];
+    parts.push(`Weights: ${trainedWeights(wts, r, entry ? networkName(entry) : wts.network)}.`);
+  } else if (yours) {
     parts.push(`Weights: ${yours}.`);
   } else if (files.weights) {
     parts.push(`Weights: your 1×1 layer ${files.weights}.`);
@@ -391,11 +487,13 @@ export const unreachable = (why) => `The server could not be reached: ${why}`;
 
 /**
  * The status line under the headline.
- * @param {"pending"|"waiting"|"error"|"ready"} status
- * @param {{reading: string|null, notSent: boolean}} on the checkpoint being read; whether the error is a value that was not sent
+ * @param {"pending"|"waiting"|"error"|"ready"|"unavailable"} status
+ * @param {{reading: string|null, notSent: boolean, detail?: string}} on the checkpoint being read; whether the error is a value
+ *   that was not sent; why the network is unavailable (the catalogue's detail)
  * @returns {string}
  */
 export function statusLine(status, on) {
+  if (status === "unavailable") return `Not computed: this server has no trained network to run. ${on.detail || ""}`.trim();
   if (status === "pending") return on.reading ? readingLayers(on.reading) : "Computing your new settings…";
   if (status === "waiting") {
     return "Waiting for the activations that feed your layer (step 2 under “Your own network”). What you see is from the previous settings.";
@@ -560,14 +658,19 @@ export function capturedNote(file, shape, replaced) {
 
 /**
  * Why a link cannot carry the files in use.
- * @param {{input?: string, weights?: string}} names
+ * @param {{input?: string, weights?: string, photo?: string}} names
+ * @param {string} [builtIn] the built-in photo the link names in place of a photo sent
  * @returns {string}
  */
-export function linkNote(names) {
+export function linkNote(names, builtIn = "") {
   const files = [names.input, names.weights].filter(Boolean);
-  return files.length
+  const photo = names.photo
+    ? `A photo cannot travel in a link: whoever opens it sees the built-in photo ‘${builtIn}’ instead of ${names.photo}. The curl command below sends the photo.`
+    : "";
+  const others = files.length
     ? `Files cannot travel in a link: the link keeps your settings, but whoever opens it gets the scenario's generated maps${names.weights ? " and preset weights" : ""} instead of ${files.join(" and ")}. The curl command below sends the files.`
     : "";
+  return [photo, others].filter(Boolean).join(" ");
 }
 
 /** What copying says. */
@@ -588,9 +691,10 @@ export const pictureCaption = (name) => `Input channel 0 (${name || "channel 0"}
 /**
  * "The numbers behind the headline", each as the page shows it.
  * @param {object} r the CompareReport
+ * @param {object|null} [counts] heatmap.js layerCounts of its maps, for a network's layer
  * @returns {Record<string, string>} keyed by the id of the element that shows it
  */
-export function numbers(r) {
+export function numbers(r, counts = null) {
   const s = r.summary;
   const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const [c] = r.shapes.input;
@@ -607,6 +711,23 @@ export function numbers(r) {
     "n-variance": v === null || v === undefined ? `— (K = ${k} ≥ C = ${c}: nothing is reduced)` : `${pct(v)} (what a best linear read-out from W·x recovers)`,
     "n-device": `${r.device} / ${t.compute.toFixed(2)} ms compute, ${Object.values(t).reduce((a, b) => a + b, 0).toFixed(1)} ms in all`,
   };
+  const best = r.layer.best_variance_kept;
+  const both = Boolean(r.layer.network) && !r.layer.classes && v !== null && v !== undefined && best !== null && best !== undefined;
+  out["n-variance-label"] = both ? `Input variance kept: the trained layer / PCA's best ${num(k)} filters` : "Input variance the K outputs keep";
+  if (both) out["n-variance"] = `${pct(v)} / ${pct(best)}`;
+  if (r.layer.classes) out["n-variance"] = "— (classes' filters, not a reduction)";
+  if (r.network) {
+    const top = r.network.top5[0];
+    out["n-network"] = `${top.name} ${pct(top.probability)}`;
+  }
+  if (counts && r.layer.activation === "relu6") {
+    out["n-relu6"] = `${num(counts.over6.above)} of ${num(counts.over6.total)} values${counts.stride > 1 ? ` (one pixel in ${counts.stride * counts.stride})` : ""}`;
+  }
+  if (counts && r.layer.network && r.layer.classes && r.layer.classes.length === 1) {
+    const [, h, w] = r.shapes.input;
+    out["n-classes-label"] = r.layer.minus ? `Pixels where W[a] − W[b] · x + b > 0 / its mean (logit a − logit b)` : "Pixels where W[a] · x + b > 0 / its mean (the logit of a)";
+    out["n-classes"] = `${num(counts.positive0)} of ${num(h * w)} / ${fmt(counts.means[0])}`;
+  }
   const truth = Object.entries(r.truth || {});
   if (truth.length) {
     const [name, tr] = truth[0];
@@ -627,6 +748,20 @@ export function numbers(r) {
 export function columnTitle(col, panels) {
   if (panels[col]) return panels[col].title;
   return col.startsWith("truth:") ? `Truth: ${truthLabel(col.slice(6))}` : col;
+}
+
+/**
+ * The column titles when a trained network's layer made the maps: its name (or the classes it
+ * picks), the batch norm folded in, and whether the ReLU is the network's.
+ * @param {object} l the report's `layer`
+ * @returns {Record<string, string>|undefined}
+ */
+export function trainedTitles(l) {
+  if (!l.network || !l.checkpoint_layer) return undefined;
+  const bn = l.batchnorm ? " + BN" : "";
+  const name = l.classes ? `${l.classes.length === 1 ? `W[${l.classes[0]}]` : `${l.classes.length} classes`}${l.minus ? ` − W[${l.minus}]` : ""}` : `‘${l.checkpoint_layer}’${bn}`;
+  const relu = l.activation === "relu6" ? "ReLU (the network: ReLU6)" : l.activation === "none" ? "ReLU (not in the network)" : "ReLU";
+  return { conv_relu: `${name} → ${relu}`, pre_activation: `${name}, before the ReLU` };
 }
 
 /**
@@ -688,6 +823,175 @@ export const zoomText = {
     `Pixel (${y}, ${x}), channel ${c}${name ? ` (${name})` : ""}: ${shown}. The full channel vector and W·x + b are in the readout above the maps.`,
 };
 
+// ---------------------------------------------------------------- a trained network
+
+/**
+ * What a layer of the network is, in words, from its row of the catalogue's layer table.
+ * @param {{role: string, block: number|null}} l
+ * @returns {string} e.g. "block 7's expand"
+ */
+export function roleText(l) {
+  const roles = {
+    expand: `block ${l.block}'s expand`,
+    project: `block ${l.block}'s projection`,
+    last: "the last 1×1 conv, before pooling",
+    classifier: "the classifier, at every pixel",
+  };
+  return roles[l.role] || (l.block !== null && l.block !== undefined ? `block ${l.block}'s ${l.role}` : l.role);
+}
+
+/** What follows a layer in the network, in words. */
+const ACTIVATION = { relu6: "batch norm + ReLU6", none: "batch norm, no activation (linear)" };
+
+/**
+ * A layer as the text of its choice in the layer select.
+ * @param {{name: string, in_channels: number, out_channels: number, size: number[], role: string, block: number|null}} l
+ * @returns {string} e.g. "features.7.conv.0.0 · block 7's expand · 32 → 192 · 28×28"
+ */
+export function layerChoice(l) {
+  return `${l.name} · ${roleText(l)} · ${l.in_channels} → ${l.out_channels} · ${dims(l.size)}`;
+}
+
+/**
+ * A network's short name: its catalogue title up to the first comma.
+ * @param {{name: string, title?: string}} entry
+ * @returns {string} e.g. "MobileNetV2"
+ */
+export function networkName(entry) {
+  return entry.title ? entry.title.split(",")[0] : entry.name;
+}
+
+/**
+ * A layer named in a sentence.
+ * @param {{name: string, in_channels: number, out_channels: number, role: string, block: number|null}} l
+ * @returns {string} e.g. "its layer ‘features.7.conv.0.0’ (block 7's expand, 32 → 192)"
+ */
+export function layerRef(l) {
+  return `its layer ‘${l.name}’ (${roleText(l)}, ${l.in_channels} → ${l.out_channels})`;
+}
+
+/**
+ * The photo the network sees, named in a sentence.
+ * @param {string} name the built-in photo's name
+ * @param {string|undefined} sent the name of a photo sent in its place
+ * @returns {string}
+ */
+export function photoRef(name, sent) {
+  return sent ? `your photo ${sent}` : `the photo ‘${name}’`;
+}
+
+/**
+ * The trained weights a request names, in words.
+ * @param {{network: string, layer?: string, batchnorm?: string, classes?: string[], minus?: string}} w
+ * @param {object|null} r the CompareReport, which says what the server used
+ * @param {string} network the network's short name
+ * @returns {string}
+ */
+export function trainedWeights(w, r, network) {
+  const l = r && r.layer ? r.layer : null;
+  const name = (l && l.checkpoint_layer) || w.layer || "the input's layer";
+  const classes = w.classes ? `, only ${w.classes.map((c) => `W[${c}]`).join(", ")}${w.minus ? ` minus W[${w.minus}]` : ""}` : "";
+  const bn = l && l.batchnorm ? `, ${bnName(l.batchnorm.name)} folded in` : w.batchnorm === "none" ? ", raw: its batch norm left out (not what the network computes)" : "";
+  return `${network}'s trained layer ‘${name}’${bn}${classes}`;
+}
+
+/**
+ * The first sentence of every headline: whose maps these are.
+ * @param {object} request the request the shown response answers
+ * @param {{input?: string, photo?: string}} names names of the files sent
+ * @param {object} catalogue
+ * @param {object|null} r the response (its `network`, where the maps are a network's)
+ * @returns {string}
+ */
+export function mapsSource(request, names, catalogue, r) {
+  const input = request.input || {};
+  if (names.input) return `Your own maps (${names.input}).`;
+  const net = r && r.network;
+  if (net) {
+    const entry = (catalogue.networks || {})[net.network];
+    return `A trained network's maps: ${entry ? networkName(entry) : net.network}'s own activations at ‘${net.layer}’, for ${photoRef(net.photo, names.photo)}.`;
+  }
+  return input.generator ? `Generated maps (the ${input.generator} generator).` : "";
+}
+
+/** Words of the network's section in the story, and of its settings. */
+export const networkText = {
+  /** @param {{name: string, shows: string, licence: string, credit: string, source: string}} p */
+  photo: (p) => `The photo ‘${p.name}’: ${p.shows}. ${p.licence}; ${p.credit} (${p.source}).`,
+  /** @param {string} file */
+  sentPhoto: (file) => `Your photo ${file}, sent with each request and never kept in a link.`,
+  crop: "What the network sees: the shorter side resized to 256, the centre 224×224 cropped.",
+  cropSent: "About what the network sees: the centre of your photo, cropped here as the server crops it (shorter side to 256, centre 224×224).",
+  cropAlt: (name) => `The 224×224 crop of ${name} the network sees`,
+  top5: "The network's top 5 for this photo",
+  /** @param {{name: string, probability: number}} t */
+  topItem: (t) => `${t.name} ${pct(t.probability)}`,
+  useClass: "use as a",
+  useClassLabel: (name) => `Use ${name} as class a`,
+  /** @param {object} l the layer's row @param {string} network its short name */
+  layer: (l, network) =>
+    `${network}'s ‘${l.name}’: ${roleText(l)}, ${l.in_channels} → ${l.out_channels} channels on ${dims(l.size)}, then ${l.batchnorm ? ACTIVATION[l.activation] || l.activation : l.activation === "none" ? "no activation: its mean over the pixels is the logits" : l.activation}.`,
+  mixesTitle: (k) => `What each output mixes: the 3 largest of its input weights, for all ${num(k)} outputs`,
+  /** @param {number} k @param {string} text */
+  mixesItem: (k, text) => `out ${k}: ${text}`,
+  mapTitle: (a, b) => (b ? `W[${a}] − W[${b}] · x + b at each pixel, over the photo` : `W[${a}] · x + b at each pixel, over the photo`),
+  mapLegend: (a, b) => (b ? [`more ${b}`, "0", `more ${a}`] : ["lower", "0", `higher ${a} score`]),
+  mapAlt: (a, b, h, w) => `The ${h}×${w} map of ${b ? `W[${a}] − W[${b}]` : `W[${a}]`} · x + b laid over the photo`,
+  missing: (detail) => `The trained network is not installed on this server. ${detail || ""}`.trim(),
+  trainedChoice: "the network's own layer, as trained",
+  trainedChoiceHint: "The weights the network learned for the layer whose input the maps are",
+  classA: "Class a",
+  classB: "minus class b (empty: W[a] alone)",
+  classHint: (n) => `Any of the ${num(n)} ImageNet classes, by name: type to search the list. The filter is W[a] − W[b]; both empty: all ${num(n)} classes.`,
+  /** @param {string} text @param {string[]} matches names containing it */
+  partial: (text, matches) =>
+    matches.length === 1
+      ? `‘${text}’ is part of one class name: ${matches[0]}. Pick it from the list or type it in full.`
+      : `‘${text}’ is part of ${num(matches.length)} class names${matches.length <= 5 ? `: ${matches.join(", ")}` : ` (${matches.slice(0, 5).join(", ")}, …)`}. Pick one from the list or type it in full.`,
+  /** @param {string} text */
+  noClass: (text) => `No ImageNet class name contains ‘${text.trim()}’; nothing was sent. Type part of a name (cat, retriever, …) and pick one from the list.`,
+  minusAlone: "minus class b needs a class a; nothing was sent.",
+  needA: "Type class a (b stays): until then the maps are of the last a.",
+  batchnorm: "The batch norm after it",
+  photoDrop: (file) => (file ? `Your photo: ${file.name} (choose another…)` : "Your own photo (PNG or JPEG): choose or drop one…"),
+  photoHint: "It stands in for the built-in photo; it is sent with each request, and a link cannot carry it.",
+  clearPhoto: "Use the built-in photo again",
+};
+
+/**
+ * The bottleneck curve of a trained network's activations, against the generated one.
+ * @param {object} r BottleneckResult of the network's maps
+ * @param {object|null} generated BottleneckResult of the smooth generator at the same C (or 1024 at most)
+ * @returns {string}
+ */
+export function trainedBottleneckHeadline(r, generated) {
+  const reach = (res, share) => {
+    const hit = res.rows.find((x) => x.variance_kept >= share);
+    return hit ? hit.k : null;
+  };
+  const k90 = reach(r, 0.9);
+  const k99 = reach(r, 0.99);
+  const out = [
+    `On these real activations (${num(r.channels)} channels), ${k90 ? `${plural(k90, "filter keeps", "filters keep")} 90% of the variance` : "no K keeps 90%"}` +
+      (k99 ? ` and ${k99} keep 99%.` : "."),
+  ];
+  if (generated) {
+    const g90 = reach(generated, 0.9);
+    out.push(
+      `The generated maps of “Bottleneck curve” at C = ${num(generated.channels)} reach 90% ${g90 ? `with ${plural(g90, "filter", "filters")}` : "with no K"}: ` +
+        `their spectrum was made to decay, these activations' was learned.`,
+    );
+  }
+  const t = r.trained;
+  if (t && t.k < r.channels) {
+    const best = r.rows[t.k - 1].variance_kept;
+    out.push(`The trained layer ‘${t.layer}’ reduces to K = ${t.k} and keeps ${pct(t.variance_kept)} through its own weights, where the best ${t.k} filters keep ${pct(best)}.`);
+  } else if (t) {
+    out.push(`The trained layer ‘${t.layer}’ has K = ${t.k} outputs for ${r.channels} channels: it reduces nothing, so it has no point on this curve.`);
+  }
+  return out.join(" ");
+}
+
 // ---------------------------------------------------------------- the experiments
 
 /** Words of the experiment views. */
@@ -716,4 +1020,15 @@ export const experimentText = {
   bottleneckHead: (n) => ["K", "variance kept", "params", "mult-adds", `vs ${n} alone`],
   alone: (n) => `${n} alone`,
   bottleneckAxis: "K, channels after the 1×1 reduction",
+  trainedLegend: { real: "variance kept, these real activations", generated: (c) => `variance kept, generated maps (smooth, C = ${c})`, trained: (k) => `the trained layer, K = ${k}` },
+  /** @param {object} r @param {object|null} g @param {string} n e.g. "5×5" */
+  trainedCaption: (r, g, n) =>
+    `For every K from 1 to ${r.channels}: the input variance the best 1×1 reduction to K channels keeps, on the network's activations` +
+    (g ? ` and on the smooth generator's maps of the same size (a second request, shown below)` : "") +
+    `; and the multiply-adds of the 1×1 reduce + ${n} conv to ${r.out_channels} channels relative to the ${n} conv alone. The dot is the trained layer's own reduction.`,
+  generatedRequest: () => "The generated curve's request (the curl command sends the network's): ",
+  generatedHead: "generated maps",
+  /** @param {number} k @param {number} v the trained layer's share */
+  trainedRow: (k, v) => `; in bold the trained layer's K = ${k}, which keeps ${pct(v)} through its own weights`,
+  generatedCapped: (c, max) => `(The generators make at most ${max} channels, so the generated curve has C = ${max}, not ${c}.)`,
 };
