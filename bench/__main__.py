@@ -29,7 +29,7 @@ from bench import network as bench_network
 from bench.chromium import launch
 from bench.png import case_encoders, case_notebook
 from bench.server import ROOT, running
-from bench.timing import alternate, machine, med, median_ms, spec, spread, table
+from bench.timing import alternate, machine, med, median_ms, spec, spread, status_kib, table
 
 # ---------------------------------------------------------------- 2. the hardware limit
 
@@ -187,20 +187,13 @@ SCALING = [
 ]
 
 
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
 def _scaling_child(c: int, h: int, w: int, k: int) -> None:
     """Run in a fresh process: peak RSS over the baseline for one JSON comparison."""
     settings = Settings()
     req = CompareRequest.model_validate(spec(c, h, w, k, "gaussian", "cpu"))
     compare.run(CompareRequest.model_validate(spec(2, 4, 4, 2, "gaussian", "cpu")), settings)
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS counter (VmHWM)
-    base = _status_kib("VmRSS")
+    base = status_kib("VmRSS")
     t0 = time.perf_counter()
     cmp = compare.run(req, settings)
     t1 = time.perf_counter()
@@ -208,7 +201,7 @@ def _scaling_child(c: int, h: int, w: int, k: int) -> None:
         cmp, heatmap_budget=settings.max_heatmap_values, with_heatmaps=True, echo_weights=0
     ).model_dump_json()
     t2 = time.perf_counter()
-    peak = _status_kib("VmHWM")
+    peak = status_kib("VmHWM")
     print(json.dumps({"compute_ms": (t1 - t0) * 1e3, "total_ms": (t2 - t0) * 1e3,
                       "peak_mib": (peak - base) / 1024}))  # fmt: skip
 

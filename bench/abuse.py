@@ -38,15 +38,9 @@ from PIL import Image
 
 from app.config import Settings
 from bench.server import ROOT, running
+from bench.timing import status_kib
 
 MIB = 1024 * 1024
-
-
-def status_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
 
 
 def npy(a: np.ndarray) -> bytes:
@@ -237,7 +231,7 @@ async def scenario(
         "requests": len(codes),
         "statuses": dict(sorted(Counter(codes).items())),
         "seconds": round(seconds, 1),
-        "peak_rss_over_idle_mib": round((status_kib(pid, "VmHWM") - idle_kib) / 1024, 1),
+        "peak_rss_over_idle_mib": round((status_kib("VmHWM", pid) - idle_kib) / 1024, 1),
         **watch.summary(),
         "admitted_after": numbers["admitted"],
     }
@@ -343,7 +337,7 @@ def bound_mib(s: Settings) -> dict[str, float]:
 async def run_one(url: str, pid: int, name: str) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
         await client.post("/api/v1/compare", json={})  # warm up
-    idle_kib = status_kib(pid, "VmRSS")
+    idle_kib = status_kib("VmRSS", pid)
     row = await scenario(name, url, pid, idle_kib, scenarios(url)[name])
     row["idle_rss_mib"] = round(idle_kib / 1024, 1)
     return row

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from app import network, photos
-from bench.timing import alternate, machine, spread, table
+from bench.timing import alternate, machine, spread, status_kib, table
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_PIXELS = 16 * 1024 * 1024
@@ -57,13 +57,6 @@ def forward_times(rounds: int, threads: tuple[int, ...]) -> list[Timing]:
     return out
 
 
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
 def _rss_child() -> None:
     """In a fresh process: RSS over the baseline while one photo is computed and cached."""
     net = network.load(None)
@@ -71,9 +64,9 @@ def _rss_child() -> None:
     net.run(photos.load("coffee", MAX_PIXELS))  # warm up: kernels, thread pools, allocator
     image = photos.load("chelsea", MAX_PIXELS)
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS counter (VmHWM)
-    base = _status_kib("VmRSS")
+    base = status_kib("VmRSS")
     acts = cache.get_or_compute(network.photo_key("chelsea"), lambda: net.run(image))
-    peak, kept = _status_kib("VmHWM"), _status_kib("VmRSS")
+    peak, kept = status_kib("VmHWM"), status_kib("VmRSS")
     print(
         json.dumps(
             {

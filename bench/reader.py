@@ -32,22 +32,11 @@ import httpx
 import numpy as np
 import torch
 
+from bench.abuse import npy
 from bench.server import running
+from bench.timing import status_kib
 
 MIB = 1024 * 1024
-
-
-def status_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
-def npy(a: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, a)
-    return buf.getvalue()
 
 
 def pt(obj: Any) -> bytes:
@@ -126,7 +115,7 @@ def wait_idle(url: str, limit: float) -> float:
 def run_case(url: str, pid: int, name: str) -> dict[str, Any]:
     path, parts = CASES[name]()
     size = sum(len(f[1]) for f in parts["files"].values())
-    rss0 = status_kib(pid, "VmRSS")
+    rss0 = status_kib("VmRSS", pid)
     Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM starts again at VmRSS
     t0 = time.monotonic()
     r = httpx.post(url + path, timeout=600, **parts)
@@ -140,8 +129,8 @@ def run_case(url: str, pid: int, name: str) -> dict[str, Any]:
         "detail": r.json().get("detail", "")[:160] if r.status_code >= 400 else "",
         "answered_s": round(answered, 2),
         "idle_after_s": round(idle, 2),
-        "peak_rss_growth_mib": round((status_kib(pid, "VmHWM") - rss0) / 1024),
-        "rss_kept_mib": round((status_kib(pid, "VmRSS") - rss0) / 1024),
+        "peak_rss_growth_mib": round((status_kib("VmHWM", pid) - rss0) / 1024),
+        "rss_kept_mib": round((status_kib("VmRSS", pid) - rss0) / 1024),
     }
 
 

@@ -46,6 +46,14 @@ def alternate(
     return times
 
 
+def status_kib(field: str, pid: int | str = "self") -> int:
+    """A memory figure of a process from /proc (VmRSS now, VmHWM its peak), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
 def med(values: list[float]) -> float:
     return statistics.median(values)
 

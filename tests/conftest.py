@@ -26,7 +26,7 @@ from app.config import Settings
 from app.main import create_app
 from bench.chromium import CHROMIUM, launch
 from bench.server import running
-from tests.pages import Page
+from tests.pages import PHONE, Page
 
 # Small limits so that limit tests stay cheap; the same for the app here and the server.
 LIMITS = {
@@ -176,6 +176,15 @@ def browser() -> Iterator[Any]:
 def page(browser: Any, server: str) -> Iterator[Page]:
     """The page at the test server, in a fresh context; no console error may be left."""
     p = Page(browser, server)
+    yield p
+    p.close()
+    assert p.errors == [], p.errors
+
+
+@pytest.fixture
+def phone(browser: Any, server: str) -> Iterator[Page]:
+    """The page at a 390 px phone's size, touch and all; no console error may be left."""
+    p = Page(browser, server, viewport=PHONE, has_touch=True, is_mobile=True, device_scale_factor=2)
     yield p
     p.close()
     assert p.errors == [], p.errors

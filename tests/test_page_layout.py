@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import itertools
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 
 from app.scenarios import SCENARIOS
 from tests import files
-from tests.pages import PHONE, Page, axe_violations, network_files, overflow
+from tests.pages import Page, axe_violations, network_files, overflow
 
 pytestmark = pytest.mark.browser
 
@@ -25,14 +24,6 @@ FEW = [
     for s in SCENARIOS
     if s.endpoint == "/api/v1/compare" and s.request["input"].get("channels", 1024) <= 8
 ]
-
-
-@pytest.fixture
-def phone(browser: Any, server: str) -> Iterator[Page]:
-    p = Page(browser, server, viewport=PHONE, has_touch=True, is_mobile=True, device_scale_factor=2)
-    yield p
-    p.close()
-    assert p.errors == [], p.errors
 
 
 @pytest.mark.parametrize("scenario", IDS)

@@ -39,14 +39,6 @@ BOTTLENECK = "/api/v1/experiments/bottleneck"
 SIZES = {"desktop": DESKTOP, "phone": PHONE}
 
 
-@pytest.fixture
-def phone(browser: Any, server: str) -> Iterator[Page]:
-    p = Page(browser, server, viewport=PHONE, has_touch=True, is_mobile=True, device_scale_factor=2)
-    yield p
-    p.close()
-    assert p.errors == [], p.errors
-
-
 def opened(browser: Any, server: str, size: str) -> Page:
     if size == "phone":
         return Page(browser, server, viewport=PHONE, has_touch=True, is_mobile=True)
