@@ -152,7 +152,12 @@ class Ticket:
                 return_when=asyncio.FIRST_COMPLETED,
             )
             if waiter in done:
-                return waiter.result()
+                try:
+                    return waiter.result()
+                except Cancelled:
+                    # The job saw its token before run() was woken (or timed out): the
+                    # refusal for the token's reason, as if it had been, not a bare stop.
+                    raise self._refusal() from None
             if wake in done:  # the drain limit: the token is set already
                 raise self._refusal()
             self.token.cancel("client gone" if watcher in done else "timeout")

@@ -278,3 +278,25 @@ def test_at_the_drain_limit_a_route_that_stops_its_request_itself_is_called() ->
     ticket.close()
     assert gate.stop_admitted() == 0  # a request over is not stopped again
     gate.close()
+
+
+def test_a_job_that_stops_itself_for_a_refusal_gives_the_refusal_not_cancelled() -> None:
+    """The job may see its token (and stop, raising Cancelled) before run() is woken: a
+    streaming fit at the drain limit then ended without its error event. The refusal for
+    the token's reason comes out either way."""
+    gate = ComputeGate(slots=1, queue=1, timeout_s=30)
+    meter = Meter()
+
+    async def main() -> None:
+        ticket = gate.admit()
+        gate.start_draining(2)
+        run = asyncio.ensure_future(ticket.run(meter.job(ticket, 30)))
+        await asyncio.sleep(0.1)
+        ticket.token.cancel("drain limit")  # the token first, as _drained() does ...
+        wait_until(lambda: meter.ended == 1)  # ... and the job stops before any wake
+        with pytest.raises(Busy, match="drain limit"):
+            await run
+        ticket.close()
+
+    asyncio.run(main())
+    gate.close()

@@ -11,6 +11,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from app import experiments, inputs
 from app.errors import Cancelled, OneByOneError
+from app.gate import ClientGone
 from app.routes.admission import ComputeRoute
 from app.routes.deps import SourcesDep, StrictQuery, answers
 from app.routes.output import JSONResponse, sse
@@ -115,7 +116,7 @@ async def _fit_events(body: Incoming[FitRequest], job: experiments.FitJob) -> As
                     watch=False,
                 )
             )
-        except Cancelled:
+        except (Cancelled, ClientGone):
             pass  # the client went away; nobody to tell
         except OneByOneError as exc:
             error = ErrorResponse(detail=exc.detail, field=exc.field, code=exc.code)
