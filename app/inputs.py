@@ -138,11 +138,11 @@ def load(
             )
     if spec.generator == NETWORK:
         # The network decides the size (up to the classifier's 1280 × 7 × 7): only the
-        # bounds on values apply, not those on each axis.
-        maps = sources.require_trained().seen(spec, photo).maps
-        c, h, w = maps.arr.shape
-        _check_values(c, h, w, s, limit)
-        return maps
+        # bounds on values apply, not those on each axis; checked before it runs.
+        trained = sources.require_trained()
+        layer = trained.layer_of(spec)
+        _check_values(layer.in_channels, *layer.size, s, limit)
+        return trained.seen(spec, photo).maps
     if spec.generator not in generators.GENERATORS:
         raise InvalidContent(
             f"Unknown generator {excerpt(spec.generator)}; use one of: "

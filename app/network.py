@@ -132,19 +132,24 @@ def resized_size(width: int, height: int) -> tuple[int, int]:
     return (new_short, new_long) if width <= height else (new_long, new_short)
 
 
+def check_shape(width: int, height: int, field: str = "input.photo") -> None:
+    """Refuse a photo too narrow for the crop: the resize would make it up to 16× longer."""
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise InvalidContent(
+            f"The photo is {width}×{height} pixels; its longer side is over {MAX_ASPECT} times "
+            "its shorter one, too narrow for a 224×224 centre crop to show much of it. Crop "
+            "it closer to square.",
+            field=field,
+            code="out_of_range",
+        )
+
+
 def crop(image: Image.Image | np.ndarray) -> Image.Image:
     """The 224×224 RGB crop the network sees: torchvision's resize (PIL's antialiased
     bilinear, which torchvision uses for a PIL image) and centre crop, step for step."""
     img = as_rgb(image)
     w, h = img.size
-    if max(w, h) > MAX_ASPECT * min(w, h):
-        raise InvalidContent(
-            f"The photo is {w}×{h} pixels; its longer side is over {MAX_ASPECT} times its "
-            "shorter one, too narrow for a 224×224 centre crop to show much of it. Crop it "
-            "closer to square.",
-            field="input.photo",
-            code="out_of_range",
-        )
+    check_shape(w, h)
     new_w, new_h = resized_size(w, h)
     if (new_w, new_h) != (w, h):
         img = img.resize((new_w, new_h), Image.Resampling.BILINEAR)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from app import imagenet, mixing, network, photos, pretrained, uploads, weights
+from app import imagenet, mixing, network, photos, uploads, weights
 from app.errors import InvalidContent, NotInstalled, excerpt
 from app.inputs import Maps
 from app.schemas.requests import GENERATOR_PARAMS, InputSpec, WeightsSpec
@@ -25,8 +25,6 @@ from app.schemas.responses import NetworkInput, Prediction, TrainedReduction
 DEFAULT_PHOTO = "chelsea"
 # Block 7's expand: 32 → 192 channels at 28×28, its input a linear bottleneck's output.
 DEFAULT_LAYER = "features.7.conv.0.0"
-# InputSpec's fields that mean nothing for the network's maps (it decides their size).
-_NOT_FOR_NETWORK = ("height", "width", "channels", "seed", *GENERATOR_PARAMS)
 # WeightsSpec's fields a network's layer takes.
 _FOR_NETWORK = {"network", "layer", "batchnorm", "eps", "classes", "minus"}
 
@@ -40,10 +38,12 @@ class PhotoFile:
     filename: str
 
 
-def read_photo(data: bytes | bytearray, filename: str | None, max_pixels: int) -> PhotoFile:
-    """An uploaded photo: PNG or JPEG, its size checked before it is decoded."""
+def photo_file(data: bytes | bytearray, filename: str | None, max_pixels: int) -> PhotoFile:
+    """A photo sent as the part `photo`: PNG or JPEG, its size checked before it is decoded
+    and its shape before the network would crop it."""
     what = f"The photo file ({excerpt(filename or 'unnamed')})"
     image = uploads.read_photo(data, what, max_pixels=max_pixels, field="photo")
+    network.check_shape(*image.size, field="photo")
     return PhotoFile(image, network.upload_key(bytes(data)), filename or "unnamed")
 
 
@@ -60,14 +60,13 @@ class Trained:
     each photo's pass, and whether each built-in photo is there."""
 
     def __init__(self, weights_path: Path | None, cache_bytes: int, max_pixels: int) -> None:
-        status = pretrained.locate(weights_path)
         self.max_pixels = max_pixels
         self.net: network.MobileNetV2 | None = None
         self.checkpoint: uploads.Decoded | None = None
         # Why the network cannot be used, and how to install what it lacks; None when it can.
         self.problem: str | None = None
         try:
-            self.net = network.MobileNetV2(pretrained.load(status), imagenet.classes().names)
+            self.net = network.load(weights_path)
         except NotInstalled as exc:
             self.problem = exc.detail
         else:
@@ -90,19 +89,41 @@ class Trained:
 
     # ---------------------------------------------------------------- maps
 
-    def seen(self, spec: InputSpec, upload: PhotoFile | None) -> Seen:
-        """The input of `spec.layer` when the network sees the photo (built-in or sent)."""
-        given = sorted(spec.model_fields_set & set(_NOT_FOR_NETWORK))
+    def layer_of(self, spec: InputSpec) -> network.Layer:
+        """The layer whose input `spec` asks for, known before the network runs.
+
+        Like a preset that fixes K, the network fixes the maps' size: height, width and
+        channels may only repeat the layer's (C, H, W) for a 224×224 photo, and the seed,
+        which nothing here draws, is ignored; a generator's own parameters are refused.
+        """
+        given = sorted(spec.model_fields_set & set(GENERATOR_PARAMS))
         if given:
             raise InvalidContent(
-                f"input.{given[0]} is not a parameter of the network generator: the network "
-                "decides the maps' size (its layer's input for a 224×224 photo). It takes "
-                "network, photo and layer.",
+                f"input.{given[0]} is not a parameter of the network generator; it takes "
+                "network, photo and layer (and height, width and channels only as the "
+                "layer's own).",
                 field=f"input.{given[0]}",
                 code="not_for_generator",
             )
         net = self.require(spec.network, "input.network")
         layer = net.layer(spec.layer or DEFAULT_LAYER, field="input.layer")
+        own = {"channels": layer.in_channels, "height": layer.size[0], "width": layer.size[1]}
+        for key, value in own.items():
+            if key in spec.model_fields_set and getattr(spec, key) != value:
+                raise InvalidContent(
+                    f"The input of {layer.name} is (C, H, W) = ({layer.in_channels}, "
+                    f"{layer.size[0]}, {layer.size[1]}) for a 224×224 photo; input.{key} = "
+                    f"{getattr(spec, key)} asks for another. Send {key} = {value}, or leave "
+                    "it out.",
+                    field=f"input.{key}",
+                    code="fixed_by_network",
+                )
+        return layer
+
+    def seen(self, spec: InputSpec, upload: PhotoFile | None) -> Seen:
+        """The input of `spec.layer` when the network sees the photo (built-in or sent)."""
+        layer = self.layer_of(spec)
+        net = self.require(spec.network, "input.network")
         if upload is not None:
             if spec.photo is not None:
                 raise InvalidContent(
@@ -205,13 +226,15 @@ class Trained:
         return weights.Layer(w.contiguous(), b.contiguous(), source, info)
 
     def reduction(self, maps: Maps) -> TrainedReduction | None:
-        """For the network's maps: the layer that reads them, with the share of their
-        variance its K filters keep (the batch norm after it scales each filter, which
-        leaves their span as it is). None for other maps."""
+        """For the network's maps read by a layer that reduces them (K < C): that layer, with
+        the share of their variance its K filters keep (the batch norm after it scales each
+        filter, which leaves their span as it is). None for other maps."""
         if maps.network is None:
             return None
         net = self.require(maps.network.network, "input.network")
         layer = net.layer(maps.network.layer)
+        if layer.out_channels >= layer.in_channels:
+            return None  # it expands: there is nothing it reduces to place on the curve
         assert self.checkpoint is not None  # there with the network
         w = self.checkpoint.arrays[f"{layer.name}.weight"].reshape(layer.out_channels, -1)
         kept = mixing.variance_kept(torch.from_numpy(maps.arr), torch.from_numpy(w))

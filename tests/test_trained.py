@@ -24,7 +24,7 @@ from PIL import Image
 from app import network, photos, pretrained
 from app.config import Settings
 from app.main import create_app
-from tests.conftest import in_process
+from tests.conftest import app_with, in_process
 
 NET = {"generator": "network", "network": "mobilenet_v2", "photo": "chelsea"}
 
@@ -288,9 +288,10 @@ def test_a_photo_that_is_not_one_is_refused(
         (
             {"input": {**NET, "height": 64}},
             "input.height",
-            "not_for_generator",
-            "network, photo and layer",
+            "fixed_by_network",
+            "Send height = 28",
         ),
+        ({"input": {**NET, "rank": 4}}, "input.rank", "not_for_generator", "network, photo"),
         (
             {"input": {"generator": "gaussian", "layer": "classifier.1"}},
             "input.layer",
@@ -423,3 +424,52 @@ def test_the_photos_are_served_as_shipped_and_as_the_network_crops_them(
         ours = network.crop(photos.load("grace_hopper", 16 * 1024 * 1024))
         np.testing.assert_array_equal(np.asarray(crop), np.asarray(ours))
     refusal(client.get("/api/v1/photos/nope"), 422, "name", "unknown_name")
+
+
+def test_the_network_generator_takes_the_contracts_fields_as_its_own(
+    client: httpx.Client,
+) -> None:
+    """PRODUCT.md: an input names generator, height, width, channels and seed. The network
+    fixes the size, as a preset fixes K: the layer's own values are accepted, and the seed,
+    which nothing draws, is ignored."""
+    base = {**NET, "layer": "features.7.conv.0.0"}
+    plain = client.post("/api/v1/compare", params={"format": "npz"}, json={"input": base})
+    full = {**base, "height": 28, "width": 28, "channels": 32, "seed": 123}
+    given = client.post("/api/v1/compare", params={"format": "npz"}, json={"input": full})
+    assert npz_of(plain)["input"].shape == (32, 28, 28)
+    np.testing.assert_array_equal(npz_of(plain)["input"], npz_of(given)["input"])
+
+
+def test_a_network_input_over_a_limit_is_refused_before_the_network_runs(app: Any) -> None:
+    """features.2.conv.2's input is 96×56×56 = 301,056 values; with a 300,000 limit on an
+    experiment's input it is refused by the layer table, and no photo goes through."""
+    cache = app.state.sources.trained.cache
+    held = len(cache)
+    small = app_with(max_experiment_values=300_000)
+    with in_process(small) as c:
+        r = c.post(
+            "/api/v1/experiments/receptive-field",
+            json={"input": {**NET, "photo": "rocket", "layer": "features.2.conv.2"}},
+        )
+        assert r.status_code == 422 and r.json()["code"] == "over_limit", r.text
+        assert len(small.state.sources.trained.cache) == 0
+    assert len(cache) == held
+
+
+def test_a_photo_sent_too_narrow_for_the_crop_names_the_part(client: httpx.Client) -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (1700, 100), (9, 9, 9)).save(buf, "PNG")
+    r = client.post(
+        "/api/v1/compare",
+        files={"photo": ("strip.png", buf.getvalue())},
+        data={"spec": json.dumps({"input": {"generator": "network"}})},
+    )
+    refusal(r, 422, "photo", "out_of_range")
+
+
+def test_an_expanding_layer_is_not_placed_on_the_reduction_curve(client: httpx.Client) -> None:
+    curve = client.post(
+        "/api/v1/experiments/bottleneck",
+        json={"input": {**NET, "layer": "features.7.conv.0.0"}, "out_channels": 32},
+    ).json()
+    assert curve["channels"] == 32 and curve["trained"] is None  # 32 → 192 reduces nothing

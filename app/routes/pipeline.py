@@ -192,7 +192,7 @@ class BodyReader(Generic[M]):
                 files[name] = _decode(parts.get(name), name, settings, stop)
             for name in self.photos:
                 if (data := _file_bytes(parts.get(name), name)) is not None:
-                    photos[name] = trained.read_photo(
+                    photos[name] = trained.photo_file(
                         data, parts[name].filename, settings.max_image_pixels
                     )
         finally:
