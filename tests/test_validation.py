@@ -123,6 +123,15 @@ def test_union_members_are_not_part_of_the_field() -> None:
     assert err.field == "b" and "b.float" not in err.detail
 
 
+def test_a_constrained_union_member_is_not_part_of_the_field_and_said_once() -> None:
+    """classes takes names (strings of at most 200 characters) or indices: `true` is
+    neither, at one field, in one sentence."""
+    err = refusal(b'{"weights": {"network": "mobilenet_v2", "classes": [true]}}')
+    assert err.field == "weights.classes.0"
+    assert err.detail.count("weights.classes.0") == 1, err.detail
+    assert "valid string" in err.detail and "valid integer" in err.detail
+
+
 def test_at_most_eight_errors_are_listed_and_the_rest_counted() -> None:
     errors = [{"loc": ("f", i), "msg": "bad", "type": "int_type"} for i in range(20)]
     err = validation_error(errors, None)

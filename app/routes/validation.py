@@ -37,7 +37,7 @@ def _model_at(model: type[BaseModel] | None, path: Sequence[Any]) -> type[BaseMo
 
 
 # pydantic puts the member of a union it tried into the location ("float", "list[float]").
-_UNION_TAG = re.compile(r"^(float|int|str|bool|none|[a-z-]+\[.*\])$")
+_UNION_TAG = re.compile(r"^(float|int|str|bool|none|constrained-[a-z]+|[a-z-]+\[.*\])$")
 
 
 def _field(loc: Sequence[Any]) -> str | None:
@@ -59,7 +59,9 @@ def validation_error(
 
     An unknown field's message lists the fields that exist at that place.
     """
-    parts = []
+    # One sentence a field: a value no member of a union takes is one error, whose messages
+    # say what each member wanted.
+    said: dict[str, list[str]] = {}
     for err in errors[:_MAX_ERRORS]:
         loc = tuple(err.get("loc", ()))
         where = _field(loc) or (err.get("ctx") or {}).get("field") or "request"
@@ -68,7 +70,8 @@ def validation_error(
             parent = _model_at(model, loc[:-1])
             known = ", ".join(parent.model_fields) if parent else ""
             msg = f"unknown field{f'; the fields here are: {known}' if known else ''}"
-        parts.append(f"{what}{where}: {msg}")
+        said.setdefault(where, []).append(msg)
+    parts = [f"{what}{where}: {', or '.join(msgs)}" for where, msgs in said.items()]
     if len(errors) > _MAX_ERRORS:
         parts.append(f"and {len(errors) - _MAX_ERRORS} more errors")
     first = errors[0] if errors else {}
