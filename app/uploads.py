@@ -253,7 +253,8 @@ def listed(names: list[str], limit: int = _LISTED) -> str:
 def torch_reads_safely(version: str) -> bool:
     """Whether torch `version` ("2.10.0+cu128") is at or past _TORCH_FLOOR as released.
 
-    A pre-release of the floor itself (2.10.0a0, .dev, rc) may predate the fix: not trusted.
+    A pre-release of the floor itself (2.10.0a0, .dev, rc) may predate the fix: not trusted;
+    a post-release (2.10.0.post1) comes after it.
     """
     m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?([^+]*)", version)
     if m is None:
@@ -261,7 +262,7 @@ def torch_reads_safely(version: str) -> bool:
     release = (int(m.group(1)), int(m.group(2)))
     if release != _TORCH_FLOOR:
         return release > _TORCH_FLOOR
-    return m.group(4) == ""
+    return re.fullmatch(r"(\.post\d+)?", m.group(4)) is not None
 
 
 def check_torch(version: str) -> None:
@@ -360,6 +361,7 @@ def _read_legacy(
     older weights are: its storages checked against their bytes, then torch.load."""
     import torch
 
+    check_torch(torch.__version__)
     torchsave.legacy(
         data,
         what,
@@ -369,7 +371,6 @@ def _read_legacy(
         max_bytes=max_values * 8 + (1 << 20),
         stop=stop,
     )
-    check_torch(torch.__version__)
     tensors = _state_dict(_torch_load(data, what), what, stop)
     return _tensors_to_numpy(tensors, max_values, what, stop)
 

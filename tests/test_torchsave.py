@@ -197,6 +197,9 @@ def test_scan_refuses_damaged_pickles_cleanly(data: bytes) -> None:
         ("1.13.1", False),
         ("2.10.0a0+gitabc", False),  # built before 2.10 was: may predate the fix
         ("2.10.0.dev20250901", False),
+        ("2.10.0rc1", False),
+        ("2.10.0.post1", True),  # a post-release comes after the release
+        ("2.10.0.post1+cu128", True),
         ("garbage", False),
     ],
 )
