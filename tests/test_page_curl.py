@@ -50,3 +50,34 @@ def test_the_copied_curl_sends_a_layer_name_with_semicolons_as_it_is(
     assert done.returncode == 0, done.stderr
     report = json.loads((tmp_path / "onebyone.json").read_text())
     assert report.get("layer", {}).get("checkpoint_layer") == NAME, report
+
+
+# A dropped file's own name, from someone else's disk: inside -F's @file, `;type=` and
+# `;headers=@FILE` would be curl's options, and a comma or a quote breaks the value.
+FILE = 'acts;type=image;headers=@secret.txt,"x".npy'
+
+
+def test_the_copied_curl_sends_a_dropped_files_name_as_it_is(page: Page, tmp_path: Path) -> None:
+    (tmp_path / "secret.txt").write_text("X-Secret: do-not-send\n")
+    (tmp_path / FILE).write_bytes(files.npy(np.ones((4, 3, 5), np.float32)))
+    page.open()
+    curl = page.page.evaluate(
+        """async (name) => {
+            const s = await import('/static/js/state.js');
+            const request = {input: {layout: 'chw'}, device: 'cpu'};
+            return s.curlCommand(location.origin, '/api/v1/compare', request, {input: name});
+        }""",
+        FILE,
+    )
+    done = subprocess.run(
+        ["bash", "-c", curl + " --trace-ascii trace.txt"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    sent = (tmp_path / "trace.txt").read_text(errors="replace")
+    assert "X-Secret" not in sent and "Content-Type: image" not in sent, sent[:2000]
+    report = json.loads((tmp_path / "onebyone.json").read_text())
+    assert report["input_source"] == "file:npy" and report["shapes"]["input"] == [4, 3, 5]

@@ -438,6 +438,18 @@ export function shellQuote(s) {
 }
 
 /**
+ * A file's name as curl's -F takes it after `@`: in double quotes where it holds `;`, `,`, a
+ * quote, a backslash or a space, so that `;type=` or `;headers=@FILE` in someone's file name
+ * are part of the name, not curl's options.
+ * @param {string} name
+ * @returns {string}
+ */
+export function curlFileName(name) {
+  if (!/[;,"\\\s]/.test(name)) return name;
+  return `"${name.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+}
+
+/**
  * The curl command that sends the same request as the page, writing the answer to a file
  * (the JSON without the heatmaps the page draws, which are hundreds of KB of base64).
  * @param {string} origin e.g. "http://127.0.0.1:8000"
@@ -455,9 +467,9 @@ export function curlCommand(origin, endpoint, request, files, format = "json") {
   const out = ` -o ${name}`;
   if (files && (files.input || files.weights || files.photo)) {
     const parts = [];
-    if (files.input) parts.push(`-F ${shellQuote(`input=@${files.input}`)}`);
-    if (files.weights) parts.push(`-F ${shellQuote(`weights=@${files.weights}`)}`);
-    if (files.photo) parts.push(`-F ${shellQuote(`photo=@${files.photo}`)}`);
+    for (const part of ["input", "weights", "photo"]) {
+      if (files[part]) parts.push(`-F ${shellQuote(`${part}=@${curlFileName(files[part])}`)}`);
+    }
     // --form-string: curl would read ";type=" or ";headers=@FILE" inside a -F value (a layer
     // name from someone's checkpoint can hold them); files stay -F, to be read.
     parts.push(`--form-string ${shellQuote(`spec=${JSON.stringify(request)}`)}`);
