@@ -439,13 +439,13 @@ export function shellQuote(s) {
 
 /**
  * A file's name as curl's -F takes it after `@`: in double quotes where it holds `;`, `,`, a
- * quote, a backslash or a space, so that `;type=` or `;headers=@FILE` in someone's file name
+ * quote or a backslash, so that `;type=` or `;headers=@FILE` in someone's file name
  * are part of the name, not curl's options.
  * @param {string} name
  * @returns {string}
  */
 export function curlFileName(name) {
-  if (!/[;,"\\\s]/.test(name)) return name;
+  if (!/[;,"\\]/.test(name)) return name;
   return `"${name.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 }
 
