@@ -117,6 +117,28 @@ def test_refusals_name_their_code_and_field(
     assert words in err.detail, err.detail
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        b"X-Long: " + b"a" * (1 << 20),  # one header value of 1 MiB
+        b"".join(b"X-%d: v\r\n" % i for i in range(10_000)).rstrip(),  # ten thousand headers
+    ],
+    ids=["long", "many"],
+)
+def test_a_parts_headers_are_bounded(headers: bytes) -> None:
+    """Our callbacks gather a part's headers: python-multipart (from 0.0.27, CVE-2026-42561;
+    our floor is 0.0.31) bounds each and how many, so a part cannot make the split copy
+    megabytes again and again."""
+    raw = (
+        b'--x\r\nContent-Disposition: form-data; name="input"; filename="a"\r\n'
+        + headers
+        + b"\r\n\r\ndata\r\n--x--\r\n"
+    )
+    err = refusal(raw)
+    assert isinstance(err, UnreadableFile) and err.code == "bad_multipart", err
+    assert "header" in err.detail
+
+
 def test_a_spec_at_its_limit_is_taken() -> None:
     assert split_bytes(encode([("spec", None, b" " * 1024)]))["spec"][1] == b" " * 1024
 
