@@ -113,6 +113,13 @@ def test_a_photo_part_is_decoded_to_rgb_with_the_hash_of_its_bytes() -> None:
         ),
         (COMPARE, form([("target", "t.npy", b"")]), "unknown_part", "target", "input, photo"),
         (COMPARE, body("json", b'{"nope": 1}'), "unknown_field", "nope", "JSON body"),
+        (
+            COMPARE,
+            form([("input", "x", files.npy(X)), ("spec", None, b'{"device": "cpu\xff"}')]),
+            "bad_json",
+            None,
+            "spec part is not valid JSON",
+        ),
     ],
 )
 def test_refusals_name_their_part(

@@ -184,9 +184,9 @@ class BodyReader(Generic[M]):
                     field=self.required[0],
                     code="missing",
                 )
-            spec_text = ""
-            if (spec_part := parts.get("spec")) is not None:
-                spec_text = spec_part.data.read().decode("utf-8", "replace")
+            # The spec's bytes as they came: not UTF-8 is a 400, as for a JSON body.
+            spec_part = parts.get("spec")
+            spec_text = b"" if spec_part is None else spec_part.data.read()
             spec = parse_spec(self.model, spec_text, "spec part", settings.max_json_values)
             for name in self.files:
                 files[name] = _decode(parts.get(name), name, settings, stop)
