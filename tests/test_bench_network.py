@@ -24,7 +24,11 @@ def test_the_rss_child_reports_one_cached_photo() -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     row = json.loads(done.stdout.strip().splitlines()[-1])
     assert row["cached_bytes"] == row["photo_bytes"] == 11_751_456  # 35 inputs + logits
-    assert row["peak_mib"] >= row["kept_mib"] > 0
+    # What caching one photo keeps is its 11.2 MiB, not a copy of the pass beside it (RSS may
+    # grow by less: the warm-up pass's freed pages are reused), and its peak stays near it.
+    photo_mib = row["photo_bytes"] / 2**20
+    assert 0 < row["kept_mib"] <= 1.5 * photo_mib, row
+    assert row["kept_mib"] <= row["peak_mib"] <= 4 * photo_mib, row
 
 
 def test_forward_times_cover_every_photo() -> None:
