@@ -74,10 +74,6 @@ class WeightsStatus:
         return None if chosen is None else chosen.source
 
     @property
-    def install(self) -> str:
-        return INSTALL
-
-    @property
     def reason(self) -> str | None:
         """Why the weights cannot be used (every place looked), or None when they can."""
         if self.available:
