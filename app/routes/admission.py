@@ -24,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 from app.errors import Busy, Cancelled
 from app.gate import ClientGone, ComputeGate
 from app.routes.output import Sender
-from app.routes.pipeline import TICKET, BodyReader
+from app.routes.pipeline import PLAN, TICKET, BodyReader
 from app.routes.receiving import plan_body
 
 
@@ -48,7 +48,7 @@ class ComputeRoute(APIRoute):
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = scope["app"].state
         # A body refused by its headers (type, declared size) is refused before admission.
-        plan_body(Headers(scope=scope), state.settings)
+        scope[PLAN] = plan_body(Headers(scope=scope), state.settings)
         gate: ComputeGate = state.gate
         ticket = gate.admit()  # Busy: 503 before the body is read
         scope[TICKET] = ticket

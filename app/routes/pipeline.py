@@ -35,8 +35,10 @@ from app.routes.validation import parse_spec
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
-# Where ComputeRoute leaves a request's admission ticket in the ASGI scope.
+# Where ComputeRoute leaves a request's admission ticket, and its body's plan (what its
+# headers said, checked before admission), in the ASGI scope.
 TICKET = "onebyone.ticket"
+PLAN = "onebyone.plan"
 
 # How every POST body is read; shown at the top of /docs (app.main) and kept true by the
 # tests of this module, routes.validation, routes.multipart and tests/test_contract.py.
@@ -139,7 +141,7 @@ class BodyReader(Generic[M]):
     async def __call__(self, request: Request) -> Incoming[M]:
         settings: Settings = request.app.state.settings
         ticket: Ticket = request.scope[TICKET]
-        body = await receive_body(request, settings, ticket)
+        body = await receive_body(request, request.scope[PLAN], settings, ticket)
         return Incoming(self, body, ticket, settings, request)
 
     def parse(

@@ -108,12 +108,14 @@ def plan_body(headers: Mapping[str, str], settings: Settings) -> BodyPlan:
     return plan
 
 
-async def receive_body(request: Request, settings: Settings, ticket: Ticket) -> Body:
-    """Read an admitted request's body into a spool, within its byte and time limits.
+async def receive_body(
+    request: Request, plan: BodyPlan, settings: Settings, ticket: Ticket
+) -> Body:
+    """Read an admitted request's body into a spool, within its byte and time limits, as
+    `plan` (its headers, checked before admission) says.
 
     The spool belongs to the ticket: it is closed when the admission is given back.
     """
-    plan = plan_body(request.headers, settings)
     spool = Spool(settings.spool_bytes)
     ticket.on_release(spool.close)
     kind, boundary, limit, over = plan.kind, plan.boundary, plan.limit, plan.over
