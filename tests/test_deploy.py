@@ -166,6 +166,10 @@ def test_probes_and_selectors(overlay: tuple[str, str]) -> None:
     rendered = docs(overlay[1])
     c = container(rendered)
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    # A pod full for a moment must not leave the endpoints at once: if every replica did, a
+    # Service would refuse connections instead of answering 503 with Retry-After.
+    ready = c["readinessProbe"]
+    assert ready["periodSeconds"] * ready["failureThreshold"] >= 6
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
     startup = c["startupProbe"]
     assert startup["httpGet"]["path"] == "/healthz"
