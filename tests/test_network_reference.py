@@ -181,7 +181,8 @@ def test_weights_network_compute_what_torchvision_computes_at_every_layer(
     cmp = compare.run(req, Settings(), sources=inputs.Sources(trained=held))
     pre = cmp.paths.pre_activation.numpy()  # (K, H, W)
     theirs = reference["chelsea"]
-    np.testing.assert_array_equal(cmp.x.numpy(), theirs[layer])
+    ref_in = theirs[layer]
+    assert np.abs(cmp.x.numpy() - ref_in).max() <= 1e-5 * max(1.0, float(np.abs(ref_in).max()))
     if layer == network.CLASSIFIER:
         logits = pre.astype(np.float64).mean(axis=(1, 2))  # (1000,)
         assert np.abs(logits - theirs["logits"]).max() <= 1e-4

@@ -39,6 +39,15 @@ def npz_of(r: httpx.Response) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
+def assert_same_top5(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> None:
+    """The same classes, and probabilities equal but for float rounding (a pass on another
+    number of torch threads sums in another order)."""
+    assert [(p["index"], p["name"]) for p in a] == [(p["index"], p["name"]) for p in b]
+    np.testing.assert_allclose(
+        [p["probability"] for p in a], [p["probability"] for p in b], rtol=1e-5
+    )
+
+
 def refusal(r: httpx.Response, status: int, field: str, code: str) -> str:
     assert r.status_code == status, r.text
     body = r.json()
@@ -210,7 +219,7 @@ def test_a_photo_sent_stands_in_for_a_built_in_one(client: httpx.Client) -> None
         params={"heatmaps": "false"},
         json={**spec, "input": {**spec["input"], "photo": "chelsea"}},
     ).json()["network"]
-    assert net["top5"] == built_in["top5"]
+    assert_same_top5(net["top5"], built_in["top5"])
 
 
 def test_a_photo_sent_stands_in_for_a_built_in_one_on_the_bottleneck_curve(
@@ -232,7 +241,7 @@ def test_a_photo_sent_stands_in_for_a_built_in_one_on_the_bottleneck_curve(
         json={**spec, "input": {**spec["input"], "photo": "coffee"}},
     ).json()
     assert sent["rows"] == built_in["rows"] and sent["trained"] == built_in["trained"]
-    assert sent["network"]["top5"] == built_in["network"]["top5"]
+    assert_same_top5(sent["network"]["top5"], built_in["network"]["top5"])
 
 
 def _jpeg(size: tuple[int, int]) -> bytes:
