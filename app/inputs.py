@@ -142,7 +142,7 @@ def load(
         trained = sources.require_trained()
         layer = trained.layer_of(spec)
         _check_values(layer.in_channels, *layer.size, s, limit)
-        return trained.seen(spec, photo).maps
+        return trained.seen(spec, layer, photo)
     if spec.generator not in generators.GENERATORS:
         raise InvalidContent(
             f"Unknown generator {excerpt(spec.generator)}; use one of: "

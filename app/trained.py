@@ -47,14 +47,6 @@ def photo_file(data: bytes | bytearray, filename: str | None, max_pixels: int) -
     return PhotoFile(image, network.upload_key(bytes(data)), filename or "unnamed")
 
 
-@dataclass(frozen=True)
-class Seen:
-    """A network's maps: the layer's input when the network saw a photo."""
-
-    maps: Maps
-    layer: network.Layer
-
-
 class Trained:
     """The network (when its weights are installed), its state as a checkpoint, the cache of
     each photo's pass, and whether each built-in photo is there."""
@@ -120,9 +112,9 @@ class Trained:
                 )
         return layer
 
-    def seen(self, spec: InputSpec, upload: PhotoFile | None) -> Seen:
-        """The input of `spec.layer` when the network sees the photo (built-in or sent)."""
-        layer = self.layer_of(spec)
+    def seen(self, spec: InputSpec, layer: network.Layer, upload: PhotoFile | None) -> Maps:
+        """The input of `layer` (`layer_of(spec)`) when the network sees the photo (built-in
+        or sent)."""
         net = self.require(spec.network, "input.network")
         if upload is not None:
             if spec.photo is not None:
@@ -153,7 +145,7 @@ class Trained:
             ],
         )
         names = [f"{layer.name} in {i}" for i in range(arr.shape[0])]
-        return Seen(Maps(arr, names, f"network:{network.NAME}:{label}", network=info), layer)
+        return Maps(arr, names, f"network:{network.NAME}:{label}", network=info)
 
     # ---------------------------------------------------------------- weights
 
