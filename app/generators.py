@@ -7,8 +7,6 @@ filter bank); decoding uploaded files lives in `app.uploads`.
 from __future__ import annotations
 
 import math
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -18,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from app.errors import InvalidContent, excerpt
+from app.lru import LRU
 
 
 @dataclass(frozen=True)
@@ -26,6 +25,10 @@ class Generated:
     channel_names: list[str]
     # Ground truth some generators know, e.g. the cat/dog scene's "more cat than dog" mask.
     truth: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def nbytes(self) -> int:
+        return self.maps.nbytes + sum(m.nbytes for m in self.truth.values())
 
 
 def _smooth_fields(rng: np.random.Generator, n: int, h: int, w: int, scale: float) -> np.ndarray:
@@ -218,7 +221,7 @@ def find(name: str) -> GeneratorInfo:
     return info
 
 
-class Cache:
+class Cache(LRU[tuple[Any, ...], Generated]):
     """The last generated maps, least recently used first out, within `limit` bytes.
 
     A learner editing weights asks for the same input again and again; generating 192
@@ -226,38 +229,13 @@ class Cache:
     is never handed out to be changed.
     """
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.size = 0
-        self._items: OrderedDict[tuple[Any, ...], Generated] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    @staticmethod
-    def _bytes(g: Generated) -> int:
-        return g.maps.nbytes + sum(m.nbytes for m in g.truth.values())
-
     def get(self, key: tuple[Any, ...]) -> Generated | None:
-        with self._lock:
-            g = self._items.get(key)
-            if g is not None:
-                self._items.move_to_end(key)
-        return None if g is None else _copy(g)
+        hit = super().get(key)
+        return None if hit is None else _copy(hit)
 
-    def put(self, key: tuple[Any, ...], g: Generated) -> None:
-        size = self._bytes(g)
-        if size > self.limit:
-            return
-        with self._lock:
-            if key in self._items:
-                return
-            self._items[key] = _copy(g)
-            self.size += size
-            while self.size > self.limit:
-                _, old = self._items.popitem(last=False)
-                self.size -= self._bytes(old)
+    def put(self, key: tuple[Any, ...], value: Generated) -> None:
+        if value.nbytes <= self.limit:  # one over the limit is not kept, nor copied
+            super().put(key, _copy(value))
 
 
 def _copy(g: Generated) -> Generated:
@@ -294,13 +272,13 @@ def generate(
                 code="out_of_range",
             )
         resolved[key] = value
-    wanted = (name, c, h, w, seed, tuple(sorted(resolved.items())))
-    if cache is not None and (hit := cache.get(wanted)) is not None:
-        return hit
-    g = info.make(np.random.default_rng(seed), c, h, w, resolved)
-    if cache is not None:
-        cache.put(wanted, g)
-    return g
+
+    def make() -> Generated:
+        return info.make(np.random.default_rng(seed), c, h, w, resolved)
+
+    if cache is None:
+        return make()
+    return cache.get_or_compute((name, c, h, w, seed, tuple(sorted(resolved.items()))), make)
 
 
 # ---------------------------------------------------------------- filter bank and photo

@@ -16,9 +16,7 @@ last 7×7×1280 map (the mean of its pre-activation over the pixels is the logit
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -31,6 +29,7 @@ from PIL import Image
 from app import imagenet, pretrained
 from app.checkpoints import close_names
 from app.errors import InvalidContent, excerpt
+from app.lru import LRU
 from app.photos import as_rgb
 
 NAME = "mobilenet_v2"
@@ -361,66 +360,12 @@ def upload_key(data: bytes) -> str:
     return f"sha256:{hashlib.sha256(data).hexdigest()}"
 
 
-class ActivationCache:
+class ActivationCache(LRU[str, Activations]):
     """Each photo's Activations, least recently used first out, within `limit` bytes.
 
     Switching layer or class on the same photo must not run the network again. Hits are
     the cached object itself: its arrays are read-only, so nothing can change them, and
-    no request pays for a copy of every 1×1 input. Thread-safe.
+    no request pays for a copy of every 1×1 input. Two requests for the same new photo at
+    once may both compute it (a forward pass is tens of milliseconds; each holds a compute
+    slot, so memory stays bounded).
     """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._size = 0
-        self._items: OrderedDict[str, Activations] = OrderedDict()
-        self._lock = threading.Lock()
-
-    @property
-    def size(self) -> int:
-        """Bytes held now."""
-        with self._lock:
-            return self._size
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._items)
-
-    def lru_order(self) -> list[str]:
-        """The keys held, least recently used first."""
-        with self._lock:
-            return list(self._items)
-
-    def get(self, key: str) -> Activations | None:
-        with self._lock:
-            hit = self._items.get(key)
-            if hit is not None:
-                self._items.move_to_end(key)
-            return hit
-
-    def put(self, key: str, acts: Activations) -> None:
-        """Keep `acts`, evicting the least recently used; one over `limit` is not kept."""
-        size = acts.nbytes
-        if size > self.limit:
-            return
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self._size -= old.nbytes
-            self._items[key] = acts
-            self._size += size
-            while self._size > self.limit:
-                _, evicted = self._items.popitem(last=False)
-                self._size -= evicted.nbytes
-
-    def get_or_compute(self, key: str, compute: Callable[[], Activations]) -> Activations:
-        """The cached Activations for `key`, or `compute()`'s, kept for next time.
-
-        Two requests for the same new photo at once may both compute it (a forward pass
-        is tens of milliseconds; each holds a compute slot, so memory stays bounded).
-        """
-        hit = self.get(key)
-        if hit is not None:
-            return hit
-        acts = compute()
-        self.put(key, acts)
-        return acts
